@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from framekit_cli.app import main
+
+main()

@@ -1,0 +1,357 @@
+"""Sans-IO frame codec: a decoder you feed bytes, an encoder that returns bytes.
+
+Nothing here touches a socket or Trio. The decoder keeps received chunks in a queue and
+only joins the pieces of a frame that spans chunks, so decoding ``T`` bytes costs ``O(T)``
+however the stream is split, and a large payload is copied once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from typing import Final, Literal, final
+
+from ._errors import FrameTooLarge, IncompleteFrame, LocalProtocolError, ProtocolError
+from ._format import DEFAULT_FORMAT, FrameFormat
+from ._types import BytesLike
+
+__all__ = ["END_OF_STREAM", "NEED_DATA", "FrameDecoder", "FrameEncoder", "Sentinel"]
+
+
+class Sentinel(enum.Enum):
+    """Values a decoder returns instead of an event."""
+
+    #: More bytes are needed before the next event can be decoded.
+    NEED_DATA = "NEED_DATA"
+    #: The stream ended cleanly, between frames or messages.
+    END_OF_STREAM = "END_OF_STREAM"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+NEED_DATA: Final = Sentinel.NEED_DATA
+END_OF_STREAM: Final = Sentinel.END_OF_STREAM
+
+
+@final
+class FrameEncoder:
+    """Encodes payloads as length-prefixed frames in a :class:`FrameFormat`.
+
+    Raises:
+        FrameTooLarge: (from every method) a payload is over ``format.max_frame_size``.
+    """
+
+    __slots__ = ("_limit", "_pack", "format")
+
+    def __init__(self, format: FrameFormat = DEFAULT_FORMAT) -> None:
+        self.format = format
+        self._pack = format.prefix_struct.pack
+        self._limit = format.limit
+
+    def _too_large(self, length: int) -> FrameTooLarge:
+        return FrameTooLarge(
+            f"cannot send a {length}-byte frame: max_frame_size is {self._limit} bytes",
+            length=length,
+            limit=self._limit,
+        )
+
+    def prefix(self, length: int) -> bytes:
+        """The length prefix alone, for sending a large payload without copying it."""
+        if not 0 <= length <= self._limit:
+            raise self._too_large(length)
+        return self._pack(length)
+
+    def encode(self, payload: BytesLike) -> bytes:
+        """One frame: prefix plus payload, as a new ``bytes``."""
+        n = len(memoryview(payload))
+        if n > self._limit:
+            raise self._too_large(n)
+        return self._pack(n) + bytes(payload)
+
+    def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
+        """Append one frame to ``buffer`` (the coalescing writers' hot path)."""
+        n = len(memoryview(payload))
+        if n > self._limit:
+            raise self._too_large(n)
+        buffer += self._pack(n)
+        buffer += payload
+
+    def encode_many(self, payloads: Iterable[BytesLike]) -> bytes:
+        """Many frames in one buffer, for one ``send_all``.
+
+        Nothing is returned if any payload is too large.
+        """
+        pack, limit = self._pack, self._limit
+        parts: list[BytesLike] = []
+        append = parts.append
+        for payload in payloads:
+            n = len(payload) if isinstance(payload, bytes) else len(memoryview(payload))
+            if n > limit:
+                raise self._too_large(n)
+            append(pack(n))
+            append(payload)
+        return b"".join(parts)
+
+
+@final
+class FrameDecoder:
+    """Turns a byte stream, fed in any chunking, back into frame payloads.
+
+    Shaped like h11's ``Connection``: :meth:`receive_data` only stores bytes (``b""`` means
+    end of stream), :meth:`next_frame` and :meth:`frames` parse. A length over the limit
+    raises :class:`FrameTooLarge` as soon as its prefix is seen. After any
+    :class:`ProtocolError` the decoder stays broken and raises again on every call.
+
+    Args:
+        format: the frame format (default: 4-byte unsigned big-endian, 16 MiB limit).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_chunks",
+        "_eof",
+        "_error",
+        "_limit",
+        "_pending",
+        "_pos",
+        "_unpack",
+        "_width",
+        "format",
+    )
+
+    def __init__(self, format: FrameFormat = DEFAULT_FORMAT) -> None:
+        self.format = format
+        self._width = format.width
+        self._limit = format.limit
+        self._unpack = format.prefix_struct.unpack_from
+        self._buf = b""  # the chunk being parsed; bytes before _pos are consumed
+        self._pos = 0
+        self._chunks: deque[bytes] = deque()  # chunks received after _buf, not yet parsed
+        self._pending = 0  # total length of _chunks
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    # -- input -------------------------------------------------------------------------
+
+    def receive_data(self, data: BytesLike) -> None:
+        """Store received bytes; ``b""`` marks the end of the stream.
+
+        Raises:
+            LocalProtocolError: data arrived after the end of the stream was signalled.
+        """
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if not data:
+            self._eof = True
+        elif self._eof:
+            raise LocalProtocolError("receive_data() called after the end of the stream")
+        elif self._pos == len(self._buf) and not self._chunks:
+            self._buf = data
+            self._pos = 0
+        else:
+            self._chunks.append(data)
+            self._pending += len(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buf) - self._pos + self._pending
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether the end of the stream has been received."""
+        return self._eof
+
+    # -- output ------------------------------------------------------------------------
+
+    def frames(self) -> list[bytes]:
+        """Every complete frame buffered now, in order (possibly none).
+
+        Returns an empty list when more data is needed, or when the stream ended cleanly
+        (check :attr:`at_eof`). Frames decoded before a bad prefix are returned first; the
+        error is raised by the next call.
+
+        Raises:
+            FrameTooLarge: a length prefix is over the limit (or negative).
+            IncompleteFrame: the stream ended inside a frame.
+        """
+        if self._error is not None:
+            raise self._error
+        out: list[bytes] = []
+        append = out.append
+        unpack, width, limit = self._unpack, self._width, self._limit
+        buf, pos = self._buf, self._pos
+        n = len(buf)
+        try:
+            while True:
+                # Fast path: every frame wholly inside the current chunk.
+                while True:
+                    start = pos + width
+                    if start > n:
+                        break
+                    length = unpack(buf, pos)[0]
+                    if length > limit or length < 0:
+                        self._pos = pos
+                        raise self._too_large(length)
+                    end = start + length
+                    if end > n:
+                        break
+                    append(buf[start:end])
+                    pos = end
+                self._pos = pos
+                if not self._chunks:
+                    break
+                if pos == n:  # current chunk used up: move to the next one, no copy
+                    buf = self._buf = self._chunks.popleft()
+                    self._pending -= len(buf)
+                    pos = self._pos = 0
+                    n = len(buf)
+                    continue
+                payload = self._maybe_take_spanning()
+                if payload is None:
+                    break
+                append(payload)
+                buf, pos = self._buf, self._pos
+                n = len(buf)
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._error = exc  # hand out the good frames now, the error next call
+            return out
+        if not out and self._eof and self.buffered:
+            raise self._incomplete()
+        return out
+
+    def next_frame(self) -> bytes | Literal[Sentinel.NEED_DATA, Sentinel.END_OF_STREAM]:
+        """Decode one frame and stop, leaving any following bytes untouched.
+
+        Returns:
+            The payload, :data:`NEED_DATA`, or :data:`END_OF_STREAM` after a clean end.
+
+        Raises:
+            FrameTooLarge: the length prefix is over the limit (or negative).
+            IncompleteFrame: the stream ended inside a frame.
+        """
+        if self._error is not None:
+            raise self._error
+        buf, pos = self._buf, self._pos
+        start = pos + self._width
+        if start <= len(buf):
+            length = self._unpack(buf, pos)[0]
+            if length > self._limit or length < 0:
+                raise self._too_large(length)
+            end = start + length
+            if end <= len(buf):
+                self._pos = end
+                return buf[start:end]
+        payload = self._maybe_take_spanning()
+        if payload is not None:
+            return payload
+        if not self._eof:
+            return NEED_DATA
+        if self.buffered:
+            raise self._incomplete()
+        return END_OF_STREAM
+
+    def read_raw(self, max_bytes: int) -> bytes:
+        """Take up to ``max_bytes`` raw buffered bytes (``b""`` if none), bypassing framing.
+
+        Used by layers that put unframed bytes after a frame, like a message body after its
+        header. A whole received chunk is returned without copying when it fits.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._pos == len(self._buf):
+            if not self._chunks:
+                return b""
+            self._buf = self._chunks.popleft()
+            self._pending -= len(self._buf)
+            self._pos = 0
+        buf, pos = self._buf, self._pos
+        end = min(len(buf), pos + max_bytes)
+        self._pos = end
+        return buf if pos == 0 and end == len(buf) else buf[pos:end]
+
+    def fail(self, error: ProtocolError) -> ProtocolError:
+        """Put the decoder in its error state with ``error`` (for layers built on top)."""
+        self._error = error
+        return error
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _too_large(self, length: int) -> ProtocolError:
+        if length < 0:
+            msg = f"peer declared a negative frame length ({length}); the stream is corrupt"
+        else:
+            msg = (
+                f"peer declared a {length}-byte frame, over max_frame_size "
+                f"({self._limit} bytes); raise max_frame_size if this is expected"
+            )
+        return self.fail(FrameTooLarge(msg, length=length, limit=self._limit))
+
+    def _incomplete(self) -> ProtocolError:
+        have = self.buffered
+        width = self._width
+        if have >= width:
+            length = self._unpack(self._peek(width), 0)[0]
+            expected = width + length
+            what = f"{width}-byte length + {length}-byte payload"
+        else:
+            expected = width
+            what = f"{width}-byte length prefix"
+        return self.fail(
+            IncompleteFrame(
+                f"stream ended in the middle of a frame: expected {expected} bytes "
+                f"({what}), got {have}",
+                expected=expected,
+                received=have,
+            )
+        )
+
+    def _peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (n <= prefix width) without consuming them."""
+        have = self._buf[self._pos : self._pos + n]
+        for chunk in self._chunks:
+            if len(have) >= n:
+                break
+            have += chunk[: n - len(have)]
+        return have
+
+    def _take(self, n: int) -> bytes:
+        """Consume exactly ``n`` bytes (which must be buffered), joining chunks once."""
+        buf, pos = self._buf, self._pos
+        end = pos + n
+        if end <= len(buf):
+            self._pos = end
+            return buf[pos:end]
+        parts: list[BytesLike] = [memoryview(buf)[pos:]]
+        got = len(buf) - pos
+        chunks = self._chunks
+        while True:
+            chunk = chunks.popleft()
+            self._pending -= len(chunk)
+            need = n - got
+            if len(chunk) >= need:
+                parts.append(memoryview(chunk)[:need])
+                self._buf = chunk
+                self._pos = need
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def _maybe_take_spanning(self) -> bytes | None:
+        """Take the frame at the head if it is complete across chunks, else ``None``."""
+        width = self._width
+        avail = self.buffered
+        if avail < width:
+            return None
+        length = self._unpack(self._peek(width), 0)[0]
+        if length > self._limit or length < 0:
+            raise self._too_large(length)
+        if avail < width + length:
+            return None
+        self._take(width)
+        return self._take(length)

@@ -1,0 +1,294 @@
+"""Opening and serving framed connections: TLS, retry with backoff, nursery-friendly serving."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+import trio
+
+from ._errors import ConnectError, FramekitError
+from ._format import DEFAULT_FORMAT, FrameFormat
+from ._framed import FramedStream
+from ._message_stream import MessageStream
+
+__all__ = [
+    "Retry",
+    "open_framed_connection",
+    "open_message_connection",
+    "open_stream",
+    "serve_framed",
+    "serve_messages",
+]
+
+log = logging.getLogger("framekit")
+
+T = TypeVar("T", FramedStream, MessageStream)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How long to keep trying to connect: the tutorials' "wait and reconnect", bounded.
+
+    Delays grow from ``initial_delay`` by ``multiplier`` up to ``max_delay``, each with
+    +/- ``jitter`` (a fraction) so many clients do not retry in lock-step. Trying stops
+    after ``attempts`` tries or ``timeout`` seconds, whichever comes first; at least one
+    of the two must be set.
+
+    Args:
+        attempts: most connection attempts (``None``: bounded by ``timeout`` only).
+        timeout: most seconds spent trying (``None``: bounded by ``attempts`` only).
+        initial_delay: seconds before the second attempt.
+        max_delay: longest wait between attempts.
+        multiplier: growth of the delay after each failure.
+        jitter: random spread of each delay, as a fraction of it (0 to 1).
+    """
+
+    attempts: int | None = 5
+    timeout: float | None = None
+    initial_delay: float = 0.1
+    max_delay: float = 2.0
+    multiplier: float = 2.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.attempts is None and self.timeout is None:
+            raise ValueError("Retry needs a bound: set attempts, timeout, or both")
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError(f"Retry.attempts must be at least 1, not {self.attempts}")
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError(f"Retry.timeout must be >= 0 seconds, not {self.timeout}")
+        if not (self.initial_delay >= 0 and self.max_delay >= 0 and self.multiplier >= 1):
+            raise ValueError("Retry delays must be >= 0 and multiplier >= 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"Retry.jitter must be between 0 and 1, not {self.jitter}")
+
+    @classmethod
+    def once(cls) -> Retry:
+        """A single attempt, no retry."""
+        return cls(attempts=1)
+
+    @classmethod
+    def for_seconds(cls, seconds: float) -> Retry:
+        """Keep trying for ``seconds`` (the CLI's ``--wait``)."""
+        return cls(attempts=None, timeout=seconds)
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The waits between attempts (one fewer than the attempts, or endless)."""
+        rng = rng or random.Random()
+        delay = self.initial_delay
+        count = math.inf if self.attempts is None else self.attempts - 1
+        i = 0
+        while i < count:
+            spread = delay * self.jitter
+            yield max(0.0, delay + rng.uniform(-spread, spread))
+            delay = min(self.max_delay, delay * self.multiplier)
+            i += 1
+
+
+async def open_stream(
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    retry: Retry | None = None,
+) -> trio.abc.Stream:
+    """Open a TCP (or TLS) stream, retrying while the server is not up yet.
+
+    Connection errors (refused, unreachable, name lookup) are retried under ``retry``;
+    TLS failures (bad certificate, wrong host name) are not: they will not heal.
+
+    Raises:
+        ConnectError: no connection within the retry bounds, or the TLS handshake failed.
+            Its message says what was tried and the last error.
+    """
+    retry = retry or Retry.once()
+    start = trio.current_time()
+    delays = retry.delays()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            elapsed = trio.current_time() - start
+            delay = next(delays, None)
+            if delay is not None and retry.timeout is not None and elapsed + delay > retry.timeout:
+                delay = None
+            if delay is None:
+                raise ConnectError(
+                    f"could not connect to {host}:{port} after {attempt} attempt(s) in "
+                    f"{elapsed:.1f} s: {exc.strerror or exc}; is the server running there?"
+                ) from exc
+            log.debug("connect to %s:%s failed (%s); retrying in %.2f s", host, port, exc, delay)
+            await trio.sleep(delay)
+            continue
+        break
+    if ssl_context is None:
+        return stream
+    tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        raise ConnectError(
+            f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}"
+        ) from exc
+    return tls
+
+
+async def open_framed_connection(
+    host: str,
+    port: int,
+    *,
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    retry: Retry | None = None,
+) -> FramedStream:
+    """Connect to ``host:port`` and return a :class:`FramedStream` over it.
+
+    See :func:`open_stream` for TLS and retry.
+
+    Raises:
+        ConnectError: could not connect (see :func:`open_stream`).
+    """
+    stream = await open_stream(
+        host, port, ssl_context=ssl_context, server_hostname=server_hostname, retry=retry
+    )
+    return FramedStream(stream, format=format)
+
+
+async def open_message_connection(
+    host: str,
+    port: int,
+    *,
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    retry: Retry | None = None,
+) -> MessageStream:
+    """Connect to ``host:port`` and return a :class:`MessageStream` over it.
+
+    Raises:
+        ConnectError: could not connect (see :func:`open_stream`).
+    """
+    stream = await open_stream(
+        host, port, ssl_context=ssl_context, server_hostname=server_hostname, retry=retry
+    )
+    return MessageStream(stream, format=format)
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    inner: Any = stream
+    while isinstance(inner, trio.SSLStream):
+        inner = inner.transport_stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            peer = inner.socket.getpeername()
+            return f"{peer[0]}:{peer[1]}"
+        except OSError:
+            return "?"
+    return repr(stream)
+
+
+async def _serve(
+    wrap: Callable[[trio.abc.Stream], T],
+    handler: Callable[[T], Awaitable[object]],
+    port: int,
+    *,
+    host: str,
+    ssl_context: ssl.SSLContext | None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]],
+) -> NoReturn:
+    listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
+    addresses = [
+        (str(addr[0]), int(addr[1]))
+        for addr in (listener.socket.getsockname() for listener in listeners)  # type: ignore[attr-defined]
+    ]
+    if ssl_context is not None:
+        listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        peer = _peer_name(stream)
+        channel = wrap(stream)
+        try:
+            async with channel:
+                await handler(channel)
+        except (FramekitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            # One bad or vanished peer must not take the server down.
+            log.warning("connection from %s ended with an error: %s", peer, exc)
+
+    log.info("serving on %s", ", ".join(f"{h}:{p}" for h, p in addresses))
+    await trio.serve_listeners(handle, listeners, task_status=_started_with(task_status, addresses))
+    raise AssertionError("serve_listeners returned")  # pragma: no cover
+
+
+class _started_with:
+    """Reports ``value`` to the real task_status when serve_listeners starts."""
+
+    def __init__(self, task_status: trio.TaskStatus[Any], value: object) -> None:
+        self._task_status = task_status
+        self._value = value
+
+    def started(self, value: object = None) -> None:
+        self._task_status.started(self._value)
+
+
+async def serve_framed(
+    handler: Callable[[FramedStream], Awaitable[object]],
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Accept TCP (or TLS) connections and run ``handler(FramedStream)`` for each.
+
+    Each connection runs in its own task; the stream is closed when the handler returns.
+    Protocol errors and broken connections are logged and end only that connection.
+    Use it with ``nursery.start``: it reports the bound ``[(host, port), ...]`` (so port 0
+    works) once it is listening.
+
+    Args:
+        handler: ``async def handler(channel: FramedStream)``.
+        port: TCP port; 0 picks a free one.
+        host: address to bind (default loopback only).
+        format: frame format.
+        ssl_context: serve TLS with this (server-side) context.
+    """
+    await _serve(
+        lambda s: FramedStream(s, format=format),
+        handler,
+        port,
+        host=host,
+        ssl_context=ssl_context,
+        task_status=task_status,
+    )
+
+
+async def serve_messages(
+    handler: Callable[[MessageStream], Awaitable[object]],
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Like :func:`serve_framed`, with a :class:`MessageStream` per connection."""
+    await _serve(
+        lambda s: MessageStream(s, format=format),
+        handler,
+        port,
+        host=host,
+        ssl_context=ssl_context,
+        task_status=task_status,
+    )

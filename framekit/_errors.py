@@ -1,0 +1,91 @@
+"""The one exception hierarchy of framekit, rooted in :class:`FramekitError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadHeader",
+    "ChecksumMismatch",
+    "ConnectError",
+    "FrameTooLarge",
+    "FramekitError",
+    "HeaderTooLarge",
+    "IncompleteFrame",
+    "InvalidFormat",
+    "LocalProtocolError",
+    "ProtocolError",
+]
+
+
+class FramekitError(Exception):
+    """Base class of every error framekit raises on purpose."""
+
+
+class InvalidFormat(FramekitError, ValueError):
+    """A codec option is out of range (for example a length field width of 3)."""
+
+
+class ProtocolError(FramekitError):
+    """The byte stream broke the framing rules.
+
+    Raised by decoders for what the peer sent. After a decoder raises one, it stays in an
+    error state and every later call raises again: there is no resynchronising on garbage.
+    """
+
+
+class LocalProtocolError(ProtocolError):
+    """You asked to send something the format cannot carry (e.g. a payload over the limit)."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame length is above ``max_frame_size`` (or negative in a signed format).
+
+    Raised as soon as the length prefix is decoded, before any payload is buffered.
+
+    Attributes:
+        length: the length that was declared (or asked for).
+        limit: the largest length allowed.
+    """
+
+    def __init__(self, message: str, *, length: int, limit: int) -> None:
+        super().__init__(message)
+        self.length = length
+        self.limit = limit
+
+
+class IncompleteFrame(ProtocolError):
+    """The stream ended in the middle of a frame or message body.
+
+    Attributes:
+        expected: bytes the frame (prefix plus payload, or body) needed.
+        received: bytes of it that arrived before the end of the stream.
+    """
+
+    def __init__(self, message: str, *, expected: int, received: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
+
+
+class HeaderTooLarge(ProtocolError):
+    """A message header frame is larger than ``max_header_size``."""
+
+
+class BadHeader(ProtocolError):
+    """A message header is not a UTF-8 JSON object with a valid ``size`` (and ``sha256``)."""
+
+
+class ChecksumMismatch(ProtocolError):
+    """A message body's SHA-256 differs from the ``sha256`` its header announced.
+
+    The framing itself is intact, so the stream can carry on with the next message; the
+    body that was received must not be trusted.
+    """
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class ConnectError(FramekitError, OSError):
+    """Could not open a connection, even after the allowed retries."""

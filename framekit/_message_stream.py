@@ -1,0 +1,397 @@
+"""Trio wrapper for header + body messages, with whole or streamed bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, final
+
+import trio
+
+from ._codec import END_OF_STREAM, NEED_DATA
+from ._errors import FrameTooLarge, LocalProtocolError
+from ._format import DEFAULT_FORMAT, FrameFormat
+from ._framed import DEFAULT_RECEIVE_SIZE
+from ._message import (
+    DEFAULT_MAX_HEADER_SIZE,
+    BodyChunk,
+    EndOfMessage,
+    Header,
+    MessageDecoder,
+    MessageEncoder,
+)
+from ._types import BytesLike
+from ._util import ConflictDetector
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BODY",
+    "IncomingMessage",
+    "Message",
+    "MessageStream",
+    "ProgressCallback",
+]
+
+#: Default memory cap for :meth:`MessageStream.receive_message` (whole bodies in memory).
+DEFAULT_MAX_MESSAGE_BODY: Final = 16 * 1024 * 1024
+#: Chunk size when reading a file to send it: big enough to amortise a thread hop.
+_FILE_CHUNK: Final = 256 * 1024
+#: Bodies up to this size are sent in the same ``send_all`` as their header.
+_COALESCE_BODY: Final = 64 * 1024
+
+#: Called with (bytes done, bytes total) as a body is sent or received.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A whole message: its header and its body in memory.
+
+    Attributes:
+        header: the decoded header (``header.fields`` is the JSON object).
+        body: the body bytes.
+    """
+
+    header: Header
+    body: bytes = b""
+
+    @classmethod
+    def create(cls, fields: Mapping[str, Any] | None = None, body: bytes = b"") -> Message:
+        """Build a message to send; ``size`` is filled in from ``body``."""
+        merged = dict(fields or {})
+        merged["size"] = len(body)
+        return cls(Header(merged), body)
+
+
+@final
+class IncomingMessage:
+    """A received message whose body is read chunk by chunk.
+
+    Returned by :meth:`MessageStream.receive_message_stream`.
+
+    Iterate it (``async for chunk in message``) or call :meth:`read_all`. The body's
+    ``size`` is enforced and its ``sha256`` (if announced) is checked after the last chunk:
+    a mismatch raises :class:`ChecksumMismatch` from the iteration. A body left unread is
+    skipped when the next message is received.
+
+    Attributes:
+        header: the message header.
+    """
+
+    def __init__(self, stream: MessageStream, header: Header) -> None:
+        self._stream = stream
+        self.header = header
+        self.received = 0
+        #: the body's SHA-256 once the whole body was read and verified (if announced)
+        self.sha256: str | None = None
+
+    @property
+    def size(self) -> int:
+        """The body's announced length."""
+        return self.header.size
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self._stream._next_body_chunk(self)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def read_all(self, max_size: int = DEFAULT_MAX_MESSAGE_BODY) -> bytes:
+        """Read the rest of the body into memory (at most ``max_size`` bytes).
+
+        Raises:
+            FrameTooLarge: the body is over ``max_size``; nothing was read.
+        """
+        if self.size > max_size:
+            raise FrameTooLarge(
+                f"message body of {self.size} bytes is over max_size ({max_size}); "
+                "iterate the message to stream it instead",
+                length=self.size,
+                limit=max_size,
+            )
+        return b"".join([chunk async for chunk in self])
+
+    async def discard(self) -> None:
+        """Read and drop the rest of the body (its checksum is still verified)."""
+        async for _ in self:
+            pass
+
+
+@final
+class MessageStream(trio.abc.Channel[Message]):
+    """Header + body messages over a :class:`trio.abc.Stream`.
+
+    Send with :meth:`send_message` (body as bytes or an async iterable of chunks) or
+    :meth:`send_file`; receive whole messages with :meth:`receive_message` (body capped in
+    memory) or streamed ones with :meth:`receive_message_stream`. As a
+    ``trio.abc.Channel[Message]`` it also supports ``send``/``receive``/``async for``.
+
+    Cancellation: a cancelled :meth:`receive_message` loses nothing, the next call goes on
+    where it stopped. A cancelled send leaves a partial message on the wire, so the stream
+    is marked broken for sending.
+
+    Args:
+        transport_stream: the byte stream to wrap.
+        format: frame format of header frames.
+        max_header_size: largest header accepted or sent (default 64 KiB).
+        receive_size: bytes asked for per read of the transport.
+    """
+
+    def __init__(
+        self,
+        transport_stream: trio.abc.Stream,
+        *,
+        format: FrameFormat = DEFAULT_FORMAT,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+    ) -> None:
+        if receive_size < 1:
+            raise ValueError(f"receive_size must be at least 1, not {receive_size}")
+        self.transport_stream = transport_stream
+        self._encoder = MessageEncoder(format, max_header_size=max_header_size)
+        self._decoder = MessageDecoder(format, max_header_size=max_header_size)
+        self._receive_size = receive_size
+        self._closed = False
+        self._send_broken = False
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream"
+        )
+        self._current: IncomingMessage | None = None  # message whose body is being read
+        self._partial: list[bytes] = []  # body chunks gathered by receive_message so far
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _check_send(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this MessageStream was closed")
+        if self._send_broken:
+            raise trio.BrokenResourceError(
+                "an earlier send was cancelled or failed mid-message; close this stream"
+            )
+
+    async def _send_raw(self, data: BytesLike) -> None:
+        try:
+            await self.transport_stream.send_all(data)
+        except BaseException:
+            self._send_broken = True
+            raise
+
+    async def send_message(
+        self,
+        header: Mapping[str, Any],
+        body: BytesLike | AsyncIterable[BytesLike] = b"",
+        *,
+        size: int | None = None,
+        checksum: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Send a header and its body.
+
+        Args:
+            header: JSON-serialisable fields; ``size`` is filled in.
+            body: the body as bytes, or an async iterable of chunks (then ``size`` is
+                required, from the argument or ``header["size"]``).
+            size: the body length, for an iterable body.
+            checksum: add the body's ``sha256`` (bytes bodies only; for an iterable,
+                put a precomputed ``sha256`` in the header).
+            progress: called with (bytes sent, total) after each chunk.
+
+        Raises:
+            LocalProtocolError: bad header, missing ``size``, or an iterable body that
+                yields more or fewer bytes than ``size`` (the stream is then broken).
+            HeaderTooLarge: the header is over ``max_header_size``.
+            trio.BusyResourceError: another task is sending.
+            trio.ClosedResourceError: the stream was closed.
+            trio.BrokenResourceError: the transport failed.
+        """
+        with self._send_conflict:
+            self._check_send()
+            if isinstance(body, bytes | bytearray | memoryview):
+                n = len(body)
+                fields = dict(header)
+                if checksum:
+                    fields["sha256"] = hashlib.sha256(body).hexdigest()
+                head = self._encoder.header(fields, size=n)
+                if n <= _COALESCE_BODY:
+                    await self._send_raw(head + bytes(body))
+                else:
+                    await self._send_raw(head)
+                    await self._send_raw(body)
+                if progress is not None:
+                    progress(n, n)
+                return
+            if checksum:
+                raise LocalProtocolError(
+                    "checksum=True needs the whole body first; for a streamed body put a "
+                    "precomputed 'sha256' in the header (send_file does this for files)"
+                )
+            total = size if size is not None else header.get("size")
+            if not isinstance(total, int) or isinstance(total, bool):
+                raise LocalProtocolError(
+                    "a streamed body needs its length: pass size= or put 'size' in the header"
+                )
+            await self._send_raw(self._encoder.header(header, size=total))
+            sent = 0
+            async for chunk in body:
+                sent += len(chunk)
+                if sent > total:
+                    self._send_broken = True
+                    raise LocalProtocolError(
+                        f"body yielded more than its declared size ({total} bytes); "
+                        "the stream is broken"
+                    )
+                await self._send_raw(chunk)
+                if progress is not None:
+                    progress(sent, total)
+            if sent != total:
+                self._send_broken = True
+                raise LocalProtocolError(
+                    f"body ended after {sent} of its declared {total} bytes; the stream is broken"
+                )
+            if total == 0 and progress is not None:
+                progress(0, 0)
+
+    async def send_file(
+        self,
+        header: Mapping[str, Any],
+        path: str | os.PathLike[str],
+        *,
+        checksum: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Send a file as a message body, streaming it in bounded memory.
+
+        With ``checksum`` (the default) the file is read twice: once to compute its
+        ``sha256`` for the header, once to send it.
+
+        Raises:
+            OSError: the file could not be read.
+            LocalProtocolError: the file changed size while it was being sent.
+            The other errors of :meth:`send_message`.
+        """
+        fields = dict(header)
+        file_size = (await trio.Path(path).stat()).st_size
+        if checksum:
+            fields["sha256"] = await trio.to_thread.run_sync(_sha256_file, path)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with await trio.open_file(path, "rb") as f:
+                while chunk := await f.read(_FILE_CHUNK):
+                    yield chunk
+
+        await self.send_message(fields, chunks(), size=file_size, progress=progress)
+
+    async def send(self, value: Message) -> None:
+        """Send a :class:`Message` (the Channel interface)."""
+        await self.send_message(value.header.fields, value.body)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _next_event(self) -> Header | BodyChunk | EndOfMessage:
+        decoder = self._decoder
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("this MessageStream was closed")
+            event = decoder.next_event()
+            if event is NEED_DATA:
+                decoder.receive_data(await self.transport_stream.receive_some(self._receive_size))
+                continue
+            if event is END_OF_STREAM:
+                raise trio.EndOfChannel
+            return event
+
+    async def _skip_current(self) -> None:
+        if self._current is not None:
+            async for _ in self._current:
+                pass
+
+    async def _next_body_chunk(self, message: IncomingMessage) -> bytes | None:
+        if message is not self._current:
+            return None
+        with self._receive_conflict:
+            event = await self._next_event()
+            if isinstance(event, BodyChunk):
+                message.received += len(event.data)
+                return event.data
+            assert isinstance(event, EndOfMessage)
+            self._current = None
+            message.sha256 = event.sha256
+            return None
+
+    async def receive_message_stream(self) -> IncomingMessage:
+        """Receive a header; the body is read from the returned :class:`IncomingMessage`.
+
+        An unread body of the previous message is skipped first.
+
+        Raises:
+            trio.EndOfChannel: the peer closed cleanly between messages.
+            HeaderTooLarge, BadHeader, IncompleteFrame, ChecksumMismatch: bad input.
+            trio.BusyResourceError: another task is receiving.
+        """
+        await self._skip_current()
+        with self._receive_conflict:
+            if self._decoder.in_body:
+                raise trio.BusyResourceError("receive_message() is part-way through a body")
+            event = await self._next_event()
+            assert isinstance(event, Header)
+            self._current = IncomingMessage(self, event)
+            return self._current
+
+    async def receive_message(self, *, max_body_size: int = DEFAULT_MAX_MESSAGE_BODY) -> Message:
+        """Receive a whole message, its body in memory.
+
+        Raises:
+            FrameTooLarge: the announced body is over ``max_body_size``. The stream is
+                then unusable (the body is still on the wire); use
+                :meth:`receive_message_stream` for big bodies.
+            trio.EndOfChannel: the peer closed cleanly between messages.
+            HeaderTooLarge, BadHeader, IncompleteFrame, ChecksumMismatch: bad input.
+            trio.BusyResourceError: another task is receiving.
+        """
+        await self._skip_current()
+        with self._receive_conflict:
+            partial = self._partial
+            while True:
+                event = await self._next_event()
+                if isinstance(event, Header):
+                    if event.size > max_body_size:
+                        raise self._decoder.fail(
+                            FrameTooLarge(
+                                f"message body of {event.size} bytes is over max_body_size "
+                                f"({max_body_size}); use receive_message_stream() for big bodies",
+                                length=event.size,
+                                limit=max_body_size,
+                            )
+                        )
+                elif isinstance(event, BodyChunk):
+                    partial.append(event.data)
+                else:
+                    body = b"".join(partial)
+                    partial.clear()
+                    return Message(event.header, body)
+
+    async def receive(self) -> Message:
+        """Receive a whole :class:`Message` (the Channel interface; default memory cap)."""
+        return await self.receive_message()
+
+    # -- closing -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the transport stream. Idempotent; always a checkpoint."""
+        self._closed = True
+        self._current = None
+        await self.transport_stream.aclose()
+
+
+def _sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
