@@ -19,7 +19,7 @@ from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
 from ._codec import FrameDecoder, FrameEncoder
 from ._format import DEFAULT_FORMAT, FrameFormat
 from ._types import BytesLike
-from ._util import ConflictDetector
+from ._util import ConflictDetector, raise_single
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "FramedChannel", "FramedStream", "open_framed_channel"]
 
@@ -131,12 +131,15 @@ class FramedStream(trio.abc.Channel[bytes]):
 
     # -- receiving ---------------------------------------------------------------------
 
+    def _check_receive(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this FramedStream was closed")
+
     async def _fill(self) -> None:
         """Read until at least one frame is ready (the only place that reads)."""
         decoder = self._decoder
         while True:
-            if self._closed:
-                raise trio.ClosedResourceError("this FramedStream was closed")
+            self._check_receive()
             frames = decoder.frames()
             if frames:
                 self._ready.extend(frames)
@@ -162,8 +165,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         with self._receive_conflict:
             ready = self._ready
             if ready:
-                if self._closed:
-                    raise trio.ClosedResourceError("this FramedStream was closed")
+                self._check_receive()
                 await checkpoint_if_cancelled()
                 return ready.popleft()
             await self._fill()
@@ -177,8 +179,7 @@ class FramedStream(trio.abc.Channel[bytes]):
             trio.ClosedResourceError: the stream was closed.
         """
         with self._receive_conflict:
-            if self._closed:
-                raise trio.ClosedResourceError("this FramedStream was closed")
+            self._check_receive()
             if not self._ready:
                 frames = self._decoder.frames()
                 if not frames:
@@ -194,6 +195,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         """
         with self._receive_conflict:
             if self._ready:
+                self._check_receive()
                 await checkpoint_if_cancelled()
             else:
                 await self._fill()
@@ -417,16 +419,21 @@ async def open_framed_channel(
         receive_size=receive_size,
         max_buffer_size=max_buffer_size,
     )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(channel._run_writer)
-        try:
-            yield channel
-            if not channel._closed:
-                await channel.flush()
-        finally:
-            nursery.cancel_scope.cancel()
-            with trio.CancelScope(shield=True):
-                if channel._closed:
-                    await checkpoint()
-                else:
-                    await channel.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(channel._run_writer)
+            try:
+                yield channel
+                if not channel._closed:
+                    await channel.flush()
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    if channel._closed:
+                        await checkpoint()
+                    else:
+                        await channel.aclose()
+    except BaseExceptionGroup as group:
+        # The writer task never raises, so a group holds only the block's own exception:
+        # hand it back unwrapped, as if there were no nursery.
+        raise_single(group)

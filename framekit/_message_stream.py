@@ -11,7 +11,7 @@ from typing import Any, Final, final
 import trio
 
 from ._codec import END_OF_STREAM, NEED_DATA
-from ._errors import FrameTooLarge, LocalProtocolError
+from ._errors import ChecksumMismatch, FrameTooLarge, LocalProtocolError
 from ._format import DEFAULT_FORMAT, FrameFormat
 from ._framed import DEFAULT_RECEIVE_SIZE
 from ._message import (
@@ -238,17 +238,23 @@ class MessageStream(trio.abc.Channel[Message]):
                 )
             await self._send_raw(self._encoder.header(header, size=total))
             sent = 0
-            async for chunk in body:
-                sent += len(chunk)
-                if sent > total:
-                    self._send_broken = True
-                    raise LocalProtocolError(
-                        f"body yielded more than its declared size ({total} bytes); "
-                        "the stream is broken"
-                    )
-                await self._send_raw(chunk)
-                if progress is not None:
-                    progress(sent, total)
+            chunks = aiter(body)
+            try:
+                async for chunk in chunks:
+                    sent += len(chunk)
+                    if sent > total:
+                        self._send_broken = True
+                        raise LocalProtocolError(
+                            f"body yielded more than its declared size ({total} bytes); "
+                            "the stream is broken"
+                        )
+                    await self._send_raw(chunk)
+                    if progress is not None:
+                        progress(sent, total)
+            finally:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             if sent != total:
                 self._send_broken = True
                 raise LocalProtocolError(
@@ -358,7 +364,11 @@ class MessageStream(trio.abc.Channel[Message]):
         with self._receive_conflict:
             partial = self._partial
             while True:
-                event = await self._next_event()
+                try:
+                    event = await self._next_event()
+                except ChecksumMismatch:
+                    partial.clear()  # the stream goes on; this body must not leak into the next
+                    raise
                 if isinstance(event, Header):
                     if event.size > max_body_size:
                         raise self._decoder.fail(

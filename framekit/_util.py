@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import final
+from typing import NoReturn, final
 
 import trio
 
-__all__ = ["ConflictDetector"]
+__all__ = ["ConflictDetector", "raise_single"]
 
 
 @final
@@ -35,3 +35,20 @@ class ConflictDetector:
         traceback: TracebackType | None,
     ) -> None:
         self._held = False
+
+
+def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Re-raise the only exception of ``group`` unwrapped (else the group itself).
+
+    For context managers whose internal tasks never raise: the caller's exception should
+    come out as it went in, not inside an ExceptionGroup.
+    """
+    if len(group.exceptions) == 1:
+        exc = group.exceptions[0]
+        if isinstance(exc, BaseExceptionGroup):
+            raise_single(exc)
+        try:
+            raise exc
+        finally:
+            del exc
+    raise group

@@ -1,0 +1,57 @@
+"""Shared test helpers: feeding decoders in many chunkings."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import framekit
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` cut at the given offsets (sorted, deduplicated, clipped)."""
+    points = sorted({c for c in cuts if 0 < c < len(data)})
+    out, prev = [], 0
+    for p in [*points, len(data)]:
+        out.append(data[prev:p])
+        prev = p
+    return [c for c in out if c] or [data]
+
+
+def chunkings(data: bytes, seed: int = 0) -> Iterator[list[bytes]]:
+    """The three ways h11 feeds a decoder, plus a random split: whole, byte by byte, random."""
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    rng = random.Random(seed)
+    yield split_at(data, [rng.randrange(len(data) + 1) for _ in range(len(data) // 7 + 1)])
+
+
+def decode_all(decoder: framekit.FrameDecoder, chunks: list[bytes]) -> list[bytes]:
+    """Feed every chunk, collect frames, then signal EOF and collect the rest."""
+    out: list[bytes] = []
+    for chunk in filter(None, chunks):  # b"" would mean end of stream
+        decoder.receive_data(chunk)
+        out += decoder.frames()
+    decoder.receive_data(b"")
+    out += decoder.frames()
+    return out
+
+
+def message_events(
+    decoder: framekit.MessageDecoder, chunks: list[bytes]
+) -> list[tuple[dict[str, object], bytes]]:
+    """Feed chunks to a MessageDecoder; return (header fields, body) per message."""
+    out: list[tuple[dict[str, object], bytes]] = []
+    body: list[bytes] = []
+    for chunk in [*filter(None, chunks), b""]:
+        decoder.receive_data(chunk)
+        while True:
+            event = decoder.next_event()
+            if event is framekit.NEED_DATA or event is framekit.END_OF_STREAM:
+                break
+            if isinstance(event, framekit.BodyChunk):
+                body.append(event.data)
+            elif isinstance(event, framekit.EndOfMessage):
+                out.append((event.header.fields, b"".join(body)))
+                body = []
+    return out

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+
+import pytest
+import trio
+import trio.testing
+
+import framekit
+from framekit import (
+    ConnectError,
+    FramedStream,
+    MessageStream,
+    Retry,
+    open_framed_connection,
+    open_message_connection,
+    serve_framed,
+    serve_messages,
+)
+
+from .conftest import HAS_IPV6
+
+
+async def echo(channel: FramedStream) -> None:
+    async for payload in channel:
+        await channel.send(payload)
+
+
+async def test_framed_echo_over_loopback_tcp(nursery: trio.Nursery) -> None:
+    [(host, port)] = await nursery.start(serve_framed, echo, 0)
+    assert host == "127.0.0.1" and port > 0
+    async with await open_framed_connection(host, port) as conn:
+        for payload in [b"", b"hi", b"x" * 100_000, bytes(range(256)) * 20000]:
+            await conn.send(payload)
+            assert await conn.receive() == payload
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback on this machine")
+async def test_ipv6_loopback(nursery: trio.Nursery) -> None:
+    [(host, port)] = await nursery.start(
+        lambda task_status: serve_framed(echo, 0, host="::1", task_status=task_status)
+    )
+    assert host == "::1"
+    async with await open_framed_connection("::1", port) as conn:
+        await conn.send(b"v6")
+        assert await conn.receive() == b"v6"
+
+
+async def test_tls_with_trustme(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    [(_, port)] = await nursery.start(
+        lambda task_status: serve_framed(
+            echo, 0, ssl_context=server_ssl_context, task_status=task_status
+        )
+    )
+    conn = await open_framed_connection(
+        "127.0.0.1", port, ssl_context=client_ssl_context, server_hostname="localhost"
+    )
+    assert isinstance(conn.transport_stream, trio.SSLStream)
+    async with conn:
+        await conn.send(b"secret")
+        assert await conn.receive() == b"secret"
+
+
+async def test_tls_untrusted_server_is_a_connect_error_not_retried(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext
+) -> None:
+    [(_, port)] = await nursery.start(
+        lambda task_status: serve_framed(
+            echo, 0, ssl_context=server_ssl_context, task_status=task_status
+        )
+    )
+    untrusting = ssl.create_default_context()  # does not know the test CA
+    with pytest.raises(ConnectError, match=r"TLS handshake with 127\.0\.0\.1:\d+ failed"):
+        await open_framed_connection(
+            "127.0.0.1", port, ssl_context=untrusting, retry=Retry(attempts=5)
+        )
+
+
+async def test_refused_after_bounded_attempts(closed_port: int) -> None:
+    with pytest.raises(ConnectError, match=r"after 3 attempt\(s\).*is the server running") as info:
+        await open_framed_connection(
+            "127.0.0.1", closed_port, retry=Retry(attempts=3, initial_delay=0.001)
+        )
+    assert isinstance(info.value.__cause__, OSError)
+    assert isinstance(info.value, OSError)  # callers catching OSError still work
+
+
+async def test_retry_until_server_is_up(closed_port: int) -> None:
+    # The tutorials' "wait 3 s and reconnect", bounded and with backoff.
+    listener = trio.socket.socket()
+    async with trio.open_nursery() as nursery:
+
+        async def late_server() -> None:
+            await trio.sleep(0.2)
+            await listener.bind(("127.0.0.1", closed_port))
+            listener.listen()
+            async with FramedStream(trio.SocketStream((await listener.accept())[0])) as server:
+                await server.send(b"finally")
+
+        nursery.start_soon(late_server)
+        conn = await open_framed_connection("127.0.0.1", closed_port, retry=Retry.for_seconds(10))
+        assert await conn.receive() == b"finally"
+        await conn.aclose()
+    listener.close()
+
+
+async def test_retry_gives_up_at_timeout(closed_port: int) -> None:
+    start = trio.current_time()
+    with pytest.raises(ConnectError):
+        await open_framed_connection(
+            "127.0.0.1", closed_port, retry=Retry(attempts=None, timeout=0.3, initial_delay=0.05)
+        )
+    assert trio.current_time() - start < 0.3
+
+
+def test_retry_delays_back_off_and_are_bounded() -> None:
+    delays = list(Retry(attempts=6, initial_delay=0.1, max_delay=0.5, jitter=0).delays())
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
+    jittered = list(Retry(attempts=4, jitter=0.5).delays(random.Random(1)))
+    assert all(0.05 <= d <= 0.15 for d in jittered[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"attempts": None, "timeout": None}, "needs a bound"),
+        ({"attempts": 0}, "at least 1"),
+        ({"timeout": -1}, ">= 0 seconds"),
+        ({"multiplier": 0.5}, "multiplier >= 1"),
+        ({"jitter": 2}, "between 0 and 1"),
+    ],
+)
+def test_retry_validation(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Retry(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_bad_peer_is_logged_and_others_keep_working(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    [(host, port)] = await nursery.start(serve_framed, echo, 0)
+    async with await trio.open_tcp_stream(host, port) as hostile:
+        await hostile.send_all(b"\xff\xff\xff\xff")  # a 4 GiB declared length
+        with trio.fail_after(5):
+            assert await hostile.receive_some() == b""  # the server hung up on it
+    async with await open_framed_connection(host, port) as good:
+        await good.send(b"still here")
+        assert await good.receive() == b"still here"
+    assert any("4294967295-byte frame" in r.getMessage() for r in caplog.records)
+    assert all(r.levelno <= logging.WARNING for r in caplog.records)
+
+
+async def test_serve_messages_and_open_message_connection(nursery: trio.Nursery) -> None:
+    async def upper(channel: MessageStream) -> None:
+        async for message in channel:
+            await channel.send_message({"reply": True}, message.body.upper())
+
+    [(host, port)] = await nursery.start(serve_messages, upper, 0)
+    async with await open_message_connection(host, port) as conn:
+        await conn.send_message({}, b"shout")
+        reply = await conn.receive_message()
+        assert reply.header["reply"] is True and reply.body == b"SHOUT"
+
+
+def test_public_names_importable() -> None:
+    for name in framekit.__all__:
+        assert getattr(framekit, name) is not None
+    assert issubclass(framekit.FrameTooLarge, framekit.FramekitError)
+    assert issubclass(framekit.IncompleteFrame, framekit.FramekitError)

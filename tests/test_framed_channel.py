@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import memory_stream_pair
+
+from framekit import FrameDecoder, FrameFormat, FrameTooLarge, open_framed_channel
+
+
+class CountingStream(trio.abc.Stream):
+    """Records each send_all; optionally blocks sends until released."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.sends: list[int] = []
+        self.gate: trio.Event | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.sends.append(len(data))
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def decode(data: bytes) -> list[bytes]:
+    dec = FrameDecoder()
+    dec.receive_data(data)
+    return dec.frames()
+
+
+async def read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    out = bytearray()
+    while chunk := await stream.receive_some():
+        out += chunk
+    return bytes(out)
+
+
+async def test_sends_coalesce_into_few_send_alls_in_order() -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    payloads = [str(i).encode() * (i % 5) for i in range(1000)]
+    async with open_framed_channel(counting) as channel:
+        for p in payloads:
+            await channel.send(p)
+    # leaving the block flushed everything and closed the stream
+    assert decode(await read_all(raw)) == payloads
+    assert len(counting.sends) < 10
+
+
+async def test_big_payloads_are_not_copied_into_the_buffer() -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    big = b"B" * 200_000
+    async with trio.open_nursery() as nursery:
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await read_all(raw))
+
+        nursery.start_soon(reader)
+        async with open_framed_channel(counting) as channel:
+            channel.send_nowait(b"small")
+            await channel.send(big)
+            channel.send_nowait(b"after")
+    assert decode(received[0]) == [b"small", big, b"after"]
+    assert 200_000 in counting.sends  # the payload went out as its own segment
+
+
+async def test_flush_waits_until_handed_to_transport() -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    counting.gate = trio.Event()
+    async with open_framed_channel(counting) as channel:
+        await channel.send(b"x")
+        with trio.move_on_after(0.05) as scope:
+            await channel.flush()
+        assert scope.cancelled_caught  # the transport is held
+        counting.gate.set()
+        await channel.flush()
+        assert decode(await raw.receive_some()) == [b"x"]
+
+
+async def test_backpressure_send_nowait_would_block_and_send_waits() -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    counting.gate = trio.Event()
+    async with open_framed_channel(counting, max_buffer_size=10) as channel:
+        channel.send_nowait(b"0123456789")  # 14 bytes queued: over the bound
+        with pytest.raises(trio.WouldBlock):
+            channel.send_nowait(b"a")
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def blocked_sender() -> None:
+                await channel.send(b"late")
+                done.set()
+
+            nursery.start_soon(blocked_sender)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not done.is_set()
+            counting.gate.set()
+        assert done.is_set()
+    assert decode(await read_all(raw)) == [b"0123456789", b"late"]
+
+
+async def test_cancelled_send_queues_nothing() -> None:
+    raw, other = memory_stream_pair()
+    async with open_framed_channel(other) as channel:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await channel.send(b"never")
+        await channel.send(b"sent")
+    assert decode(await read_all(raw)) == [b"sent"]
+
+
+async def test_too_large_queues_nothing() -> None:
+    raw, other = memory_stream_pair()
+    async with open_framed_channel(other, format=FrameFormat(max_frame_size=3)) as channel:
+        with pytest.raises(FrameTooLarge):
+            await channel.send(b"abcd")
+        with pytest.raises(FrameTooLarge):
+            await channel.send_many([b"a", b"abcd"])
+        await channel.send_many([b"a", b"b"])
+    assert decode(await read_all(raw)) == [b"a", b"b"]
+
+
+async def test_writer_failure_surfaces_on_next_send() -> None:
+    raw, other = memory_stream_pair()
+    await raw.aclose()  # the peer is gone: the writer's send_all will fail
+    with pytest.raises(trio.BrokenResourceError, match="the writer failed"):  # noqa: PT012
+        async with open_framed_channel(other) as channel:
+            await channel.send(b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            await channel.send(b"y")
+
+
+async def test_exception_in_block_closes_without_flush() -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    with pytest.raises(RuntimeError, match="boom"):  # noqa: PT012
+        async with open_framed_channel(counting) as channel:
+            channel.send_nowait(b"queued")
+            raise RuntimeError("boom")
+    assert await read_all(raw) == b""
+    with pytest.raises(trio.ClosedResourceError):
+        await channel.send(b"x")
+
+
+async def test_receive_side_and_closed_errors() -> None:
+    a, b = memory_stream_pair()
+    async with open_framed_channel(a) as left, open_framed_channel(b) as right:
+        await left.send_many([b"1", b"2", b"3"])
+        await left.flush()
+        assert await right.receive() == b"1"
+        assert right.receive_nowait() == b"2"
+        assert await right.receive_many() == [b"3"]
+        await left.aclose()
+        with pytest.raises(trio.EndOfChannel):
+            await right.receive()
+        with pytest.raises(trio.ClosedResourceError):
+            left.send_nowait(b"x")
+        with pytest.raises(trio.ClosedResourceError):
+            await left.flush()
+
+
+async def test_many_senders_keep_frame_integrity() -> None:
+    raw, other = memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await read_all(raw))
+
+        nursery.start_soon(reader)
+        async with (
+            open_framed_channel(other, max_buffer_size=64) as channel,
+            trio.open_nursery() as senders,
+        ):
+            for t in range(5):
+
+                async def sender(tag: int = t) -> None:
+                    for i in range(100):
+                        await channel.send(f"{tag}:{i}".encode())
+
+                senders.start_soon(sender)
+    frames = decode(received[0])
+    assert len(frames) == 500
+    for tag in range(5):
+        mine = [f for f in frames if f.startswith(f"{tag}:".encode())]
+        assert mine == [f"{tag}:{i}".encode() for i in range(100)]
+
+
+def test_max_buffer_size_validated() -> None:
+    from framekit import FramedChannel
+
+    _, other = memory_stream_pair()
+    with pytest.raises(ValueError, match="max_buffer_size must be at least 1"):
+        FramedChannel(other, max_buffer_size=0)
