@@ -73,9 +73,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._closed = False
         self._send_broken = False
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
-        self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream"
-        )
+        self._receiving = False  # a task is suspended in _fill()
 
     # -- sending -----------------------------------------------------------------------
 
@@ -134,19 +132,32 @@ class FramedStream(trio.abc.Channel[bytes]):
     def _check_receive(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("this FramedStream was closed")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
 
     async def _fill(self) -> None:
-        """Read until at least one frame is ready (the only place that reads)."""
-        decoder = self._decoder
-        while True:
-            self._check_receive()
-            frames = decoder.frames()
-            if frames:
-                self._ready.extend(frames)
-                return
-            if decoder.at_eof:
-                raise trio.EndOfChannel
-            decoder.receive_data(await self.transport_stream.receive_some(self._receive_size))
+        """Read until at least one frame is ready: the only place receiving can suspend.
+
+        So it alone marks the stream busy; the fast paths never suspend (a cancellation
+        check only raises), so they cannot interleave with another receiver.
+        """
+        self._check_receive()
+        self._receiving = True
+        try:
+            decoder = self._decoder
+            while True:
+                frames = decoder.frames()
+                if frames:
+                    self._ready.extend(frames)
+                    return
+                if decoder.at_eof:
+                    raise trio.EndOfChannel
+                data = await self.transport_stream.receive_some(self._receive_size)
+                if self._closed:
+                    raise trio.ClosedResourceError("this FramedStream was closed")
+                decoder.receive_data(data)
+        finally:
+            self._receiving = False
 
     async def receive(self) -> bytes:
         """Receive one whole frame's payload.
@@ -162,30 +173,28 @@ class FramedStream(trio.abc.Channel[bytes]):
             trio.ClosedResourceError: the stream was closed.
             trio.BrokenResourceError: the transport failed.
         """
-        with self._receive_conflict:
-            ready = self._ready
-            if ready:
-                self._check_receive()
-                await checkpoint_if_cancelled()
-                return ready.popleft()
-            await self._fill()
+        ready = self._ready
+        if ready and not self._closed:
+            await checkpoint_if_cancelled()
             return ready.popleft()
+        await self._fill()
+        return ready.popleft()
 
     def receive_nowait(self) -> bytes:
         """Return a frame that is already decoded, without waiting.
 
         Raises:
             trio.WouldBlock: no whole frame is buffered.
+            trio.BusyResourceError: another task is waiting in a receive.
             trio.ClosedResourceError: the stream was closed.
         """
-        with self._receive_conflict:
-            self._check_receive()
-            if not self._ready:
-                frames = self._decoder.frames()
-                if not frames:
-                    raise trio.WouldBlock
-                self._ready.extend(frames)
-            return self._ready.popleft()
+        self._check_receive()
+        if not self._ready:
+            frames = self._decoder.frames()
+            if not frames:
+                raise trio.WouldBlock
+            self._ready.extend(frames)
+        return self._ready.popleft()
 
     async def receive_many(self) -> list[bytes]:
         """Receive every frame ready now (at least one, waiting if need be).
@@ -193,15 +202,13 @@ class FramedStream(trio.abc.Channel[bytes]):
         Raises:
             The same errors as :meth:`receive`.
         """
-        with self._receive_conflict:
-            if self._ready:
-                self._check_receive()
-                await checkpoint_if_cancelled()
-            else:
-                await self._fill()
-            out = list(self._ready)
-            self._ready.clear()
-            return out
+        if self._ready and not self._closed:
+            await checkpoint_if_cancelled()
+        else:
+            await self._fill()
+        out = list(self._ready)
+        self._ready.clear()
+        return out
 
     # -- closing -----------------------------------------------------------------------
 
@@ -252,6 +259,11 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._space_lot = ParkingLot()  # senders and flushers wait here
         self._closed = False
         self._error: BaseException | None = None
+        self._usable = True  # not closed and the writer has not failed
+        self._width = format.width
+        self._pack = format.prefix_struct.pack
+        # payloads up to this size take send()'s inlined path (copied behind the prefix)
+        self._small_limit = min(format.limit, _SEPARATE_SEND_THRESHOLD - 1)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -272,7 +284,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
             self._tail = bytearray()
         else:
             self._encoder.encode_into(self._tail, value)
-        self._queued += n + self._encoder.format.width
+        self._queued += n + self._width
         if self._writer_idle:
             self._writer_idle = False
             self._writer_lot.unpark()
@@ -299,10 +311,22 @@ class FramedChannel(trio.abc.Channel[bytes]):
             trio.ClosedResourceError: the channel was closed.
             trio.BrokenResourceError: the writer failed.
         """
-        self._check_send()
-        if self._queued < self._max_buffer:
+        if self._usable and self._queued < self._max_buffer:
+            # Hot path, inlined: a cancellation check (it never suspends unless it raises,
+            # so nothing can change under us), then the frame is appended to the tail.
             await checkpoint_if_cancelled()
+            n = len(value)
+            if n <= self._small_limit:
+                tail = self._tail
+                tail += self._pack(n)
+                tail += value
+                self._queued += n + self._width
+                if self._writer_idle:
+                    self._writer_idle = False
+                    self._writer_lot.unpark()
+                return
         else:
+            self._check_send()
             while self._queued >= self._max_buffer:
                 await self._space_lot.park()
                 self._check_send()
@@ -316,11 +340,11 @@ class FramedChannel(trio.abc.Channel[bytes]):
         """
         self._check_send()
         data = self._encoder.encode_many(values)
+        if self._queued < self._max_buffer:
+            await checkpoint_if_cancelled()
         while self._queued >= self._max_buffer:
             await self._space_lot.park()
             self._check_send()
-        else:
-            await checkpoint_if_cancelled()
         if data:
             self._tail += data
             self._queued += len(data)
@@ -362,6 +386,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
                     self._space_lot.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._error = exc
+            self._usable = False
             self._segments.clear()
             self._tail = bytearray()
             self._queued = 0
@@ -386,6 +411,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
     async def aclose(self) -> None:
         """Close now, dropping frames still queued (leave the ``async with`` to flush)."""
         self._closed = True
+        self._usable = False
         self._writer_lot.unpark_all()
         self._space_lot.unpark_all()
         await self._framed.aclose()
