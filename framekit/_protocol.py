@@ -1,0 +1,232 @@
+"""Sans-IO rules of the remote-command protocol: message shapes, validation, auth.
+
+Everything here is pure: it builds and checks header dictionaries and computes MACs.
+The server and client in :mod:`framekit._server` / :mod:`framekit._client` move them.
+See ``docs/protocol.md`` for the wire-level description.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ._errors import FramekitError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AuthenticationError",
+    "ErrorCode",
+    "FileRequest",
+    "RemoteError",
+    "Request",
+    "RunRequest",
+    "compute_mac",
+    "error_header",
+    "new_nonce",
+    "parse_request",
+    "validate_name",
+]
+
+#: Version 1 is the first and only one; a server refuses a client that asks for another.
+PROTOCOL_VERSION: Final = 1
+#: Domain-separation prefix so a MAC made for framekit cannot be replayed elsewhere.
+_MAC_CONTEXT: Final = b"framekit-auth-v1:"
+#: 32 random bytes: the nonce is never reused in practice (birthday bound 2**128).
+NONCE_BYTES: Final = 32
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable error codes carried in ``{"type": "error", "code": ...}`` messages."""
+
+    BAD_REQUEST = "bad_request"
+    AUTH_FAILED = "auth_failed"
+    NOT_ALLOWED = "not_allowed"
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    BUSY = "busy"
+    NOT_FOUND = "not_found"
+    INTERNAL = "internal"
+
+
+class RemoteError(FramekitError):
+    """The server answered a request with an error message.
+
+    Attributes:
+        code: one of :class:`ErrorCode` (kept as a plain string if the server sent an
+            unknown one).
+        request_id: the request it answers, if any.
+    """
+
+    def __init__(self, code: str, message: str, *, request_id: Any = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class AuthenticationError(RemoteError):
+    """The server refused our token (``auth_failed``) or wants one we do not have."""
+
+
+def error_header(code: ErrorCode, message: str, request_id: Any = None) -> dict[str, Any]:
+    """The header of an error message."""
+    header: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
+    if request_id is not None:
+        header["id"] = request_id
+    return header
+
+
+def new_nonce() -> str:
+    """A fresh random challenge, as hex."""
+    return secrets.token_hex(NONCE_BYTES)
+
+
+def compute_mac(token: str, nonce: str) -> str:
+    """HMAC-SHA256 of the nonce under the token, as hex: what the client answers."""
+    return hmac.new(token.encode(), _MAC_CONTEXT + bytes.fromhex(nonce), hashlib.sha256).hexdigest()
+
+
+def check_mac(token: str, nonce: str, mac: object) -> bool:
+    """Whether ``mac`` answers the challenge (constant-time comparison)."""
+    if not isinstance(mac, str):
+        return False
+    return hmac.compare_digest(compute_mac(token, nonce).encode(), mac.encode())
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+class BadRequest(FramekitError):
+    """A request that breaks the protocol; becomes a ``bad_request`` error message."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Run a program: ``argv`` without a shell, or ``shell`` (a string) if the server allows it."""
+
+    id: Any
+    argv: tuple[str, ...] | None
+    shell: str | None
+    timeout: float | None
+    stdin_size: int
+
+    @property
+    def program(self) -> str:
+        """argv[0], or the shell command's first word, for logs and allowlists."""
+        if self.argv is not None:
+            return self.argv[0]
+        assert self.shell is not None
+        words = self.shell.split()
+        return words[0] if words else ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRequest:
+    """``put`` (upload: the body is the file) or ``get`` (download) of one file by name."""
+
+    id: Any
+    kind: Literal["put", "get"]
+    name: str
+    size: int
+    sha256: str | None
+
+
+Request = RunRequest | FileRequest
+
+_ID_OK = (int, str)
+_NAME_PART = re.compile(r"[^/\\\x00]+")
+
+
+def _request_id(header: Mapping[str, Any]) -> Any:
+    rid = header.get("id")
+    if rid is None or (isinstance(rid, _ID_OK) and not isinstance(rid, bool)):
+        if isinstance(rid, str) and len(rid) > 200:
+            raise BadRequest("'id' must be at most 200 characters")
+        return rid
+    raise BadRequest(f"'id' must be an integer or a string, not {rid!r}")
+
+
+def validate_name(name: object) -> str:
+    """Check a file name sent by a client: relative, no ``..``, no NUL, no backslash.
+
+    The server also resolves it and checks it stays inside its directory (symlinks);
+    this check is the first, pure line of defence.
+
+    Raises:
+        BadRequest: the name is unsafe or malformed.
+    """
+    if not isinstance(name, str) or not name:
+        raise BadRequest("'name' must be a non-empty string")
+    if len(name) > 4096:
+        raise BadRequest("'name' is longer than 4096 characters")
+    if name.startswith("/"):
+        raise BadRequest(
+            f"file name {name!r} is absolute; names are relative to the upload directory"
+        )
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise BadRequest(f"file name {name!r} has an empty, '.' or '..' component")
+        if not _NAME_PART.fullmatch(part):
+            raise BadRequest(f"file name {name!r} has a NUL or backslash")
+    return name
+
+
+def parse_request(header: Mapping[str, Any], *, max_timeout: float) -> Request:
+    """Validate a request header from a client.
+
+    Raises:
+        BadRequest: unknown type, wrong field types, or values out of range.
+    """
+    rid = _request_id(header)
+    kind = header.get("type")
+    size = header.get("size", 0)
+    if kind == "run":
+        argv = header.get("argv")
+        shell = header.get("shell")
+        if (argv is None) == (shell is None):
+            raise BadRequest("a 'run' request needs exactly one of 'argv' (a list) or 'shell'")
+        if argv is not None:
+            if (
+                not isinstance(argv, list)
+                or not argv
+                or not all(isinstance(a, str) and "\x00" not in a for a in argv)
+            ):
+                raise BadRequest("'argv' must be a non-empty list of strings without NUL")
+            if not argv[0]:
+                raise BadRequest("'argv[0]' must not be empty")
+        if shell is not None and (
+            not isinstance(shell, str) or not shell.strip() or "\x00" in shell
+        ):
+            raise BadRequest("'shell' must be a non-empty string without NUL")
+        timeout = header.get("timeout")
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+                raise BadRequest(f"'timeout' must be a number of seconds, not {timeout!r}")
+            if not (math.isfinite(timeout) and timeout > 0):
+                raise BadRequest(f"'timeout' must be a positive number of seconds, not {timeout!r}")
+            timeout = min(float(timeout), max_timeout)
+        return RunRequest(
+            id=rid,
+            argv=tuple(argv) if argv is not None else None,
+            shell=shell,
+            timeout=timeout,
+            stdin_size=size,
+        )
+    if kind in ("put", "get"):
+        name = validate_name(header.get("name"))
+        if kind == "get" and size:
+            raise BadRequest("a 'get' request has no body")
+        return FileRequest(id=rid, kind=kind, name=name, size=size, sha256=header.get("sha256"))
+    raise BadRequest(f"unknown request type {kind!r}; expected 'run', 'put' or 'get'")

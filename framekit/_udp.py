@@ -1,0 +1,191 @@
+"""UDP: the datagram echo server and a datagram client.
+
+Datagrams keep their boundaries - each ``recvfrom`` returns exactly one - but they can be
+lost, and a receive buffer smaller than the datagram truncates it. The echo server sends
+each datagram back whole to its sender, never more bytes than it received.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Final, NoReturn
+
+import trio
+
+from ._errors import FramekitError
+
+__all__ = [
+    "MAX_UDP_PAYLOAD",
+    "DatagramReply",
+    "DatagramTimeout",
+    "UdpEchoStats",
+    "open_udp_socket",
+    "send_datagram",
+    "serve_udp_echo",
+]
+
+log = logging.getLogger("framekit.udp")
+
+#: 65535 - 8 (UDP header) - 20 (IPv4 header): the largest payload one IPv4 datagram holds.
+MAX_UDP_PAYLOAD: Final = 65507
+#: Ask the kernel for this much socket buffer so a burst waits in the kernel instead of
+#: being dropped (each small datagram costs ~1-2 KiB of buffer accounting, not its size).
+SOCKET_BUFFER: Final = 8 * 1024 * 1024
+#: Datagrams handled per wake-up before yielding to other tasks (fairness vs. throughput).
+_DRAIN_BATCH: Final = 256
+#: Errors a UDP socket reports for an earlier datagram (ICMP port unreachable and kin)
+#: rather than for this call; the socket itself is fine.
+_TRANSIENT: Final = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE: Final = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+class DatagramTimeout(FramekitError, TimeoutError):
+    """No echo came back within the timeout, after every retry."""
+
+
+@dataclass(slots=True)
+class UdpEchoStats:
+    """Counters of a running echo server (read them while it runs)."""
+
+    datagrams: int = 0
+    bytes: int = 0
+    errors: int = 0
+    bound: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _set_buffer(sock: socket.socket, force: int, normal: int, size: int) -> None:
+    # Root may exceed net.core.[rw]mem_max with the *FORCE option; others get the cap.
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, normal, size)
+        except OSError:
+            pass
+
+
+def open_udp_socket(host: str, port: int, *, buffer_size: int = SOCKET_BUFFER) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` with large kernel buffers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, buffer_size)
+        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, buffer_size)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_udp_echo(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    stats: UdpEchoStats | None = None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Echo every datagram back to its sender until cancelled.
+
+    Ready datagrams are drained in a batch per wake-up (no scheduler round trip each),
+    then the task yields so a TCP server in the same thread keeps its share. Errors that
+    a UDP socket reports for earlier datagrams (a client that vanished: ICMP port
+    unreachable) are counted and ignored.
+
+    Reports the bound ``[(host, port)]`` through ``task_status`` (port 0 allowed).
+    """
+    stats = stats if stats is not None else UdpEchoStats()
+    with open_udp_socket(host, port) as sock:
+        name = sock.getsockname()
+        stats.bound = [(str(name[0]), int(name[1]))]
+        log.info("UDP echo on %s:%s", name[0], name[1])
+        task_status.started(stats.bound)
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(_DRAIN_BATCH):
+                try:
+                    data, addr = recvfrom(MAX_UDP_PAYLOAD + 1)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in _TRANSIENT:
+                        stats.errors += 1
+                        continue
+                    raise
+                stats.datagrams += 1
+                stats.bytes += len(data)
+                try:
+                    sendto(data, addr)
+                except BlockingIOError:
+                    # Send buffer full: wait for room rather than drop the echo.
+                    await trio.lowlevel.wait_writable(sock)
+                    try:
+                        sendto(data, addr)
+                    except OSError:
+                        stats.errors += 1
+                except OSError:
+                    stats.errors += 1
+            await trio.lowlevel.checkpoint()
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramReply:
+    """An echo: the bytes that came back, the round-trip time and the attempts it took."""
+
+    data: bytes
+    rtt: float
+    attempts: int
+
+
+async def send_datagram(
+    host: str,
+    port: int,
+    data: bytes,
+    *,
+    timeout: float = 1.0,
+    retries: int = 2,
+    max_size: int = MAX_UDP_PAYLOAD,
+) -> DatagramReply:
+    """Send one datagram and wait for its echo, resending on timeout.
+
+    Args:
+        timeout: seconds to wait for each echo.
+        retries: resends after the first try.
+        max_size: the receive buffer; a longer echo is truncated to it, as UDP does.
+
+    Raises:
+        ValueError: ``data`` is larger than a datagram can be.
+        DatagramTimeout: no echo after ``1 + retries`` tries.
+        OSError: the address could not be resolved or reached.
+    """
+    if len(data) > MAX_UDP_PAYLOAD:
+        raise ValueError(f"a UDP datagram holds at most {MAX_UDP_PAYLOAD} bytes, not {len(data)}")
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, _, _, _, addr = infos[0]
+    with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+        await sock.connect(addr)  # connected: the kernel filters out other senders
+        for attempt in range(1, retries + 2):
+            start = trio.current_time()
+            await sock.send(data)
+            with trio.move_on_after(timeout):
+                while True:
+                    try:
+                        reply = await sock.recv(max_size)
+                    except ConnectionRefusedError:
+                        # ICMP port unreachable for an earlier try: nobody listens yet.
+                        await trio.sleep(min(timeout, 0.05))
+                        break
+                    return DatagramReply(reply, trio.current_time() - start, attempt)
+    raise DatagramTimeout(
+        f"no echo from {host}:{port} after {retries + 1} tries of {timeout:g} s; "
+        "is the UDP echo server running there, and is the datagram under the path MTU?"
+    )
