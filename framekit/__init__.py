@@ -6,10 +6,19 @@ Layers, bottom up (each imports only the ones below it):
   :class:`MessageEncoder`, :class:`MessageDecoder` - pure, fed bytes, no sockets.
 * Trio: :class:`FramedStream`, :class:`FramedChannel`, :class:`MessageStream` and the
   connection helpers - they only move bytes and handle cancellation.
+* servers and tools: :func:`serve` (command server + UDP echo), :class:`Client`,
+  :func:`fan_out`, :func:`send_datagram`.
 """
 
 from __future__ import annotations
 
+from ._client import Client as Client
+from ._client import CommandResult as CommandResult
+from ._client import FileInfo as FileInfo
+from ._client import HostResult as HostResult
+from ._client import OutputChunk as OutputChunk
+from ._client import fan_out as fan_out
+from ._client import run_command as run_command
 from ._codec import END_OF_STREAM as END_OF_STREAM
 from ._codec import NEED_DATA as NEED_DATA
 from ._codec import FrameDecoder as FrameDecoder
@@ -47,21 +56,43 @@ from ._message import MessageEncoder as MessageEncoder
 from ._message_stream import IncomingMessage as IncomingMessage
 from ._message_stream import Message as Message
 from ._message_stream import MessageStream as MessageStream
-
-__version__ = "0.1.0"
+from ._protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
+from ._protocol import AuthenticationError as AuthenticationError
+from ._protocol import ErrorCode as ErrorCode
+from ._protocol import RemoteError as RemoteError
+from ._server import InsecureBindError as InsecureBindError
+from ._server import ServerAddresses as ServerAddresses
+from ._server import ServerConfig as ServerConfig
+from ._server import serve as serve
+from ._udp import MAX_UDP_PAYLOAD as MAX_UDP_PAYLOAD
+from ._udp import DatagramReply as DatagramReply
+from ._udp import DatagramTimeout as DatagramTimeout
+from ._udp import UdpEchoStats as UdpEchoStats
+from ._udp import send_datagram as send_datagram
+from ._udp import serve_udp_echo as serve_udp_echo
+from ._version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_FORMAT",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_HEADER_SIZE",
     "END_OF_STREAM",
+    "MAX_UDP_PAYLOAD",
     "NEED_DATA",
+    "PROTOCOL_VERSION",
     "TUTORIAL_FORMAT",
+    "AuthenticationError",
     "BadHeader",
     "BodyChunk",
     "ChecksumMismatch",
+    "Client",
+    "CommandResult",
     "ConnectError",
+    "DatagramReply",
+    "DatagramTimeout",
     "EndOfMessage",
+    "ErrorCode",
+    "FileInfo",
     "FrameDecoder",
     "FrameEncoder",
     "FrameFormat",
@@ -71,21 +102,33 @@ __all__ = [
     "FramekitError",
     "Header",
     "HeaderTooLarge",
+    "HostResult",
     "IncomingMessage",
     "IncompleteFrame",
+    "InsecureBindError",
     "InvalidFormat",
     "LocalProtocolError",
     "Message",
     "MessageDecoder",
     "MessageEncoder",
     "MessageStream",
+    "OutputChunk",
     "ProtocolError",
+    "RemoteError",
     "Retry",
     "Sentinel",
+    "ServerAddresses",
+    "ServerConfig",
+    "UdpEchoStats",
+    "fan_out",
     "open_framed_channel",
     "open_framed_connection",
     "open_message_connection",
     "open_stream",
+    "run_command",
+    "send_datagram",
+    "serve",
     "serve_framed",
     "serve_messages",
+    "serve_udp_echo",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Literal, final
 import trio
 
 from ._connect import Retry, open_stream
-from ._errors import FramekitError
+from ._errors import ConnectError, FramekitError
 from ._message_stream import Message, MessageStream, ProgressCallback
 from ._protocol import PROTOCOL_VERSION, AuthenticationError, ErrorCode, RemoteError, compute_mac
 from ._server import DEFAULT_PORT
@@ -151,7 +151,7 @@ class Client:
             AuthenticationError: the server wants a token we lack, or refused ours.
             RemoteError: the server is busy (``busy``) or refused us otherwise.
             FramekitError: the server speaks another protocol version.
-            TimeoutError: no greeting within ``handshake_timeout``.
+            ConnectError: no greeting (or answer) within ``handshake_timeout``.
         """
         transport = await open_stream(
             host, port, ssl_context=ssl_context, server_hostname=server_hostname, retry=retry
@@ -176,6 +176,12 @@ class Client:
                     await stream.send_message({"type": "auth", "mac": mac})
                     answer = (await stream.receive_message(max_body_size=0)).header.fields
                     _raise_error(answer)
+        except trio.TooSlowError:
+            await trio.aclose_forcefully(stream)
+            raise ConnectError(
+                f"{host}:{port} did not complete the framekit handshake within "
+                f"{handshake_timeout:g} s; is it a framekit server?"
+            ) from None
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise

@@ -321,7 +321,11 @@ class MessageStream(trio.abc.Channel[Message]):
         if message is not self._current:
             return None
         with self._receive_conflict:
-            event = await self._next_event()
+            try:
+                event = await self._next_event()
+            except ChecksumMismatch:
+                self._current = None  # the message is over (and bad); the stream goes on
+                raise
             if isinstance(event, BodyChunk):
                 message.received += len(event.data)
                 return event.data

@@ -14,7 +14,6 @@ from typing import Any, Final, NoReturn
 
 import trio
 
-from . import __version__
 from ._commands import CommandOutcome, run_command_streaming
 from ._connect import _peer_name
 from ._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooLarge, ProtocolError
@@ -32,6 +31,7 @@ from ._protocol import (
     parse_request,
 )
 from ._udp import UdpEchoStats, serve_udp_echo
+from ._version import __version__
 
 __all__ = ["InsecureBindError", "ServerAddresses", "ServerConfig", "serve"]
 
@@ -411,34 +411,38 @@ class _CommandServer:
         self.connections += 1
         try:
             async with stream:
-                if self.connections > self.config.max_connections:
-                    log.warning(
-                        "refusing %s: %d connections already", peer, self.config.max_connections
-                    )
-                    await stream.send_message(
-                        error_header(
-                            ErrorCode.BUSY,
-                            f"server is at its limit of {self.config.max_connections} "
-                            "connections; try again later",
-                        )
-                    )
-                    return
-                await _Connection(self, stream, peer).run()
+                await self._handle(stream, peer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.info("%s disconnected: %s", peer, exc)
+        finally:
+            self.connections -= 1
+
+    async def _handle(self, stream: MessageStream, peer: str) -> None:
+        """Serve one connection, turning every failure into an error message if possible."""
+        limit = self.config.max_connections
+        if self.connections > limit:
+            log.warning("refusing %s: %d connections already", peer, limit)
+            await _try_send_error(
+                stream,
+                ErrorCode.BUSY,
+                f"server is at its limit of {limit} connections; try again later",
+            )
+            return
+        try:
+            await _Connection(self, stream, peer).run()
         except (HeaderTooLarge, FrameTooLarge) as exc:
             log.warning("%s sent an oversized message: %s", peer, exc)
             await _try_send_error(stream, ErrorCode.TOO_LARGE, str(exc))
         except ProtocolError as exc:
             log.warning("%s broke the protocol: %s", peer, exc)
             await _try_send_error(stream, ErrorCode.BAD_REQUEST, str(exc))
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.info("%s disconnected: %s", peer, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
         except Exception:
             log.exception("internal error serving %s", peer)
             await _try_send_error(
                 stream, ErrorCode.INTERNAL, "internal server error; see the server log"
             )
-        finally:
-            self.connections -= 1
 
 
 async def _try_send_error(stream: MessageStream, code: ErrorCode, message: str) -> None:

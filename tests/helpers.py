@@ -55,3 +55,22 @@ def message_events(
                 out.append((event.header.fields, b"".join(body)))
                 body = []
     return out
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (absent, or a zombie nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+async def wait_gone(pids: list[int], limit: float = 10.0) -> None:
+    """Wait (bounded) until every pid is gone; fail the test if one survives."""
+    import trio
+
+    with trio.fail_after(limit):
+        while not all(process_gone(p) for p in pids):
+            await trio.sleep(0.02)

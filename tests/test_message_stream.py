@@ -210,3 +210,15 @@ def test_receive_size_validated() -> None:
     _, b = memory_stream_pair()
     with pytest.raises(ValueError, match="receive_size"):
         MessageStream(b, receive_size=0)
+
+
+async def test_checksum_mismatch_while_streaming_then_next_message() -> None:
+    raw, other = memory_stream_pair()
+    right = MessageStream(other)
+    enc = MessageEncoder()
+    await raw.send_all(enc.header({"sha256": "0" * 64}, size=3) + b"abc" + enc.message({}, b"ok"))
+    incoming = await right.receive_message_stream()
+    with pytest.raises(ChecksumMismatch):
+        await incoming.read_all()
+    nxt = await right.receive_message_stream()
+    assert await nxt.read_all() == b"ok"

@@ -1,0 +1,105 @@
+"""Client-side API: one-call run, fan-out, connect-with-retry, result helpers."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import framekit
+from framekit import CommandResult, Retry, fan_out, run_command
+
+from .server_helpers import start_server
+
+
+async def test_run_command_one_call(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery, token="t")
+    host, port = addrs.tcp[0]
+    result = await run_command(host, port, ["echo", "one"], token="t")
+    assert result.stdout == b"one\n" and result.argv == ("echo", "one")
+
+
+async def test_fan_out_reports_each_host_separately(
+    nursery: trio.Nursery, closed_port: int
+) -> None:
+    a = await start_server(nursery)
+    b = await start_server(nursery)
+    lines: list[tuple[str, bytes]] = []
+    targets = [a.tcp[0], ("127.0.0.1", closed_port), b.tcp[0]]
+    results = await fan_out(
+        targets, ["echo", "hi"], on_output=lambda host, chunk: lines.append((host, chunk.data))
+    )
+    assert [r.label for r in results] == [f"{h}:{p}" for h, p in targets]
+    assert results[0].result is not None and results[0].result.stdout == b"hi\n"
+    assert isinstance(results[1].error, framekit.ConnectError) and results[1].result is None
+    assert results[2].result is not None and results[2].result.ok
+    assert sorted(lines) == sorted([(results[0].label, b"hi\n"), (results[2].label, b"hi\n")])
+
+
+async def test_fan_out_remote_errors_are_per_host(nursery: trio.Nursery) -> None:
+    open_server = await start_server(nursery)
+    locked = await start_server(nursery, token="secret")
+    results = await fan_out([open_server.tcp[0], locked.tcp[0]], ["true"])
+    assert results[0].result is not None and results[0].result.ok
+    assert isinstance(results[1].error, framekit.AuthenticationError)
+
+
+async def test_connect_waits_for_a_late_server(nursery: trio.Nursery, closed_port: int) -> None:
+    async def late() -> None:
+        await trio.sleep(0.3)
+        await start_server(nursery, tcp_port=closed_port, udp_port=None)
+
+    nursery.start_soon(late)
+    result = await run_command(
+        "127.0.0.1", closed_port, ["echo", "waited"], retry=Retry.for_seconds(10)
+    )
+    assert result.stdout == b"waited\n"
+
+
+async def test_not_a_framekit_server(nursery: trio.Nursery) -> None:
+    async def liar(stream: trio.SocketStream) -> None:
+        await framekit.MessageStream(stream).send_message({"type": "hello", "protocol": 99})
+
+    listeners = await nursery.start(trio.serve_tcp, liar, 0)
+    port = listeners[0].socket.getsockname()[1]
+    with pytest.raises(framekit.FramekitError, match="not a framekit server of protocol 1"):
+        await framekit.Client.connect("127.0.0.1", port)
+
+
+async def test_greeting_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def mute(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(trio.serve_tcp, mute, 0)
+    port = listeners[0].socket.getsockname()[1]
+    start = trio.current_time()
+    with pytest.raises(framekit.ConnectError, match="handshake within 3 s"):
+        await framekit.Client.connect("127.0.0.1", port, handshake_timeout=3)
+    assert trio.current_time() - start == pytest.approx(3)
+
+
+async def test_run_needs_exactly_one_of_argv_or_shell(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery)
+    async with await framekit.Client.connect(*addrs.tcp[0]) as client:
+        with pytest.raises(ValueError, match="exactly one of argv or shell"):
+            await client.run()
+        with pytest.raises(ValueError, match="exactly one of argv or shell"):
+            await client.run(["a"], shell="a")
+
+
+@pytest.mark.parametrize(
+    ("status", "returncode", "signal", "code", "ok"),
+    [
+        ("exited", 0, None, 0, True),
+        ("exited", 7, None, 7, False),
+        ("signaled", None, 9, 137, False),
+        ("timeout", None, 9, 124, False),
+        ("cancelled", None, None, 130, False),
+    ],
+)
+def test_exit_code_mirrors_remote(
+    status: str, returncode: int | None, signal: int | None, code: int, ok: bool
+) -> None:
+    result = CommandResult(("x",), status, returncode, signal, b"", b"", 0.1, False, 0, 0)
+    assert result.exit_code == code and result.ok is ok
