@@ -12,6 +12,7 @@ Layers, bottom up (each imports only the ones below it):
 
 from __future__ import annotations
 
+from ._address import parse_address as parse_address
 from ._client import Client as Client
 from ._client import CommandResult as CommandResult
 from ._client import FileInfo as FileInfo
@@ -24,6 +25,12 @@ from ._codec import NEED_DATA as NEED_DATA
 from ._codec import FrameDecoder as FrameDecoder
 from ._codec import FrameEncoder as FrameEncoder
 from ._codec import Sentinel as Sentinel
+from ._compare import BurstResult as BurstResult
+from ._compare import CompareOptions as CompareOptions
+from ._compare import CompareReport as CompareReport
+from ._compare import Piece as Piece
+from ._compare import WayResult as WayResult
+from ._compare import run_compare as run_compare
 from ._connect import Retry as Retry
 from ._connect import open_framed_connection as open_framed_connection
 from ._connect import open_message_connection as open_message_connection
@@ -60,14 +67,20 @@ from ._protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._protocol import AuthenticationError as AuthenticationError
 from ._protocol import ErrorCode as ErrorCode
 from ._protocol import RemoteError as RemoteError
+from ._server import DEFAULT_PORT as DEFAULT_PORT
 from ._server import InsecureBindError as InsecureBindError
 from ._server import ServerAddresses as ServerAddresses
 from ._server import ServerConfig as ServerConfig
 from ._server import serve as serve
+from ._server import serve_until_signal as serve_until_signal
+from ._tls import client_ssl_context as client_ssl_context
+from ._tls import server_ssl_context as server_ssl_context
 from ._udp import MAX_UDP_PAYLOAD as MAX_UDP_PAYLOAD
 from ._udp import DatagramReply as DatagramReply
 from ._udp import DatagramTimeout as DatagramTimeout
+from ._udp import PingReport as PingReport
 from ._udp import UdpEchoStats as UdpEchoStats
+from ._udp import ping as ping
 from ._udp import send_datagram as send_datagram
 from ._udp import serve_udp_echo as serve_udp_echo
 from ._version import __version__ as __version__
@@ -76,6 +89,7 @@ __all__ = [
     "DEFAULT_FORMAT",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_HEADER_SIZE",
+    "DEFAULT_PORT",
     "END_OF_STREAM",
     "MAX_UDP_PAYLOAD",
     "NEED_DATA",
@@ -84,9 +98,12 @@ __all__ = [
     "AuthenticationError",
     "BadHeader",
     "BodyChunk",
+    "BurstResult",
     "ChecksumMismatch",
     "Client",
     "CommandResult",
+    "CompareOptions",
+    "CompareReport",
     "ConnectError",
     "DatagramReply",
     "DatagramTimeout",
@@ -113,6 +130,8 @@ __all__ = [
     "MessageEncoder",
     "MessageStream",
     "OutputChunk",
+    "Piece",
+    "PingReport",
     "ProtocolError",
     "RemoteError",
     "Retry",
@@ -120,15 +139,22 @@ __all__ = [
     "ServerAddresses",
     "ServerConfig",
     "UdpEchoStats",
+    "WayResult",
+    "client_ssl_context",
     "fan_out",
     "open_framed_channel",
     "open_framed_connection",
     "open_message_connection",
     "open_stream",
+    "parse_address",
+    "ping",
     "run_command",
+    "run_compare",
     "send_datagram",
     "serve",
     "serve_framed",
     "serve_messages",
     "serve_udp_echo",
+    "serve_until_signal",
+    "server_ssl_context",
 ]

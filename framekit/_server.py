@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -33,7 +35,14 @@ from ._protocol import (
 from ._udp import UdpEchoStats, serve_udp_echo
 from ._version import __version__
 
-__all__ = ["InsecureBindError", "ServerAddresses", "ServerConfig", "serve"]
+__all__ = [
+    "DEFAULT_PORT",
+    "InsecureBindError",
+    "ServerAddresses",
+    "ServerConfig",
+    "serve",
+    "serve_until_signal",
+]
 
 log = logging.getLogger("framekit.server")
 
@@ -102,7 +111,6 @@ class ServerConfig:
     idle_timeout: float = 300.0
     auth_failure_delay: float = 1.0
     shutdown_grace: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_processes", "max_output", "max_header_size"):
@@ -492,3 +500,28 @@ async def serve(
         log.info("command server on %s; UDP echo on %s", tcp, udp or "(off)")
         task_status.started(ServerAddresses(tcp=tcp, udp=udp))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def serve_until_signal(
+    config: ServerConfig,
+    *,
+    on_started: Callable[[ServerAddresses], object] | None = None,
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> int:
+    """Run :func:`serve` until one of ``signals`` arrives; return that signal's number.
+
+    The shutdown is the graceful one of :func:`serve` (commands get SIGTERM, then
+    ``shutdown_grace``, then SIGKILL), for Ctrl-C and ``kill`` alike.
+    """
+    received = 0
+    with trio.open_signal_receiver(*signals) as incoming:
+        async with trio.open_nursery() as nursery:
+            addresses = await nursery.start(partial(serve, config))
+            if on_started is not None:
+                on_started(addresses)
+            async for signum in incoming:
+                received = signum
+                log.info("received signal %d; shutting down", signum)
+                nursery.cancel_scope.cancel()
+                break
+    return received

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
@@ -21,8 +22,10 @@ __all__ = [
     "MAX_UDP_PAYLOAD",
     "DatagramReply",
     "DatagramTimeout",
+    "PingReport",
     "UdpEchoStats",
     "open_udp_socket",
+    "ping",
     "send_datagram",
     "serve_udp_echo",
 ]
@@ -189,3 +192,72 @@ async def send_datagram(
         f"no echo from {host}:{port} after {retries + 1} tries of {timeout:g} s; "
         "is the UDP echo server running there, and is the datagram under the path MTU?"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PingReport:
+    """A series of datagram round trips, like ``ping``'s summary.
+
+    Attributes:
+        sent: datagrams sent.
+        replies: the echoes that came back, in order (``None`` for a lost one).
+        rtts: round-trip seconds of the echoes that came back.
+    """
+
+    sent: int
+    replies: tuple[bytes | None, ...]
+    rtts: tuple[float, ...]
+
+    @property
+    def received(self) -> int:
+        """Echoes that came back."""
+        return len(self.rtts)
+
+    @property
+    def loss(self) -> float:
+        """Fraction of datagrams without an echo (0 to 1)."""
+        return 1 - self.received / self.sent if self.sent else 0.0
+
+    def rtt_summary(self) -> tuple[float, float, float] | None:
+        """(min, average, max) round trip in seconds, or ``None`` if nothing came back."""
+        if not self.rtts:
+            return None
+        return min(self.rtts), sum(self.rtts) / len(self.rtts), max(self.rtts)
+
+
+async def ping(
+    host: str,
+    port: int,
+    data: bytes,
+    *,
+    count: int = 4,
+    interval: float = 0.2,
+    timeout: float = 1.0,
+    on_reply: Callable[[int, bytes | None, float | None], object] | None = None,
+) -> PingReport:
+    """Send ``count`` datagrams one at a time, ``interval`` apart; collect the echoes.
+
+    A datagram whose echo does not come within ``timeout`` counts as lost (no resend).
+
+    Args:
+        on_reply: called with (sequence number, echo or ``None``, rtt or ``None``).
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    replies: list[bytes | None] = []
+    rtts: list[float] = []
+    for seq in range(count):
+        if seq:
+            await trio.sleep(interval)
+        try:
+            reply = await send_datagram(host, port, data, timeout=timeout, retries=0)
+        except DatagramTimeout:
+            replies.append(None)
+            if on_reply is not None:
+                on_reply(seq, None, None)
+            continue
+        replies.append(reply.data)
+        rtts.append(reply.rtt)
+        if on_reply is not None:
+            on_reply(seq, reply.data, reply.rtt)
+    return PingReport(sent=count, replies=tuple(replies), rtts=tuple(rtts))

@@ -1,54 +1,354 @@
+"""The CLI: every command and error path through typer's CliRunner, plus a real subprocess."""
+
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, Self
 
+import pytest
+import trio
 from typer.testing import CliRunner
 
 import framekit
+from framekit_cli._exit import EXIT_NOPERM, EXIT_PROTOCOL, EXIT_UNAVAILABLE, EXIT_USAGE
 from framekit_cli.app import app
+
+from .helpers import process_gone
 
 runner = CliRunner()
 
 
-def test_version() -> None:
+class LiveServer:
+    """A framekit server running in a thread with its own trio loop (CLI tests are sync)."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("tcp_port", 0)
+        options.setdefault("udp_port", 0)
+        self.config = framekit.ServerConfig(**options)
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+
+    async def _main(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self.addresses = await nursery.start(partial(framekit.serve, self.config))
+            self._scope = nursery.cancel_scope
+            self._token = trio.lowlevel.current_trio_token()
+            self._started.set()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        assert self._started.wait(10), "server did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        trio.from_thread.run_sync(self._scope.cancel, trio_token=self._token)
+        self._thread.join(10)
+
+    @property
+    def tcp(self) -> str:
+        host, port = self.addresses.tcp[0]
+        return f"{host}:{port}"
+
+    @property
+    def udp(self) -> str:
+        host, port = self.addresses.udp[0]
+        return f"{host}:{port}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    (tmp_path / "uploads").mkdir()
+    with LiveServer(upload_dir=tmp_path / "uploads") as live:
+        yield live
+
+
+def test_version_and_help() -> None:
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0
-    assert result.output.strip() == f"framekit {framekit.__version__}"
-
-
-def test_help_lists_commands() -> None:
+    assert result.exit_code == 0 and result.output.strip() == f"framekit {framekit.__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    assert "demo" in result.output
+    for word in ("compare", "serve", "send", "Exit codes"):
+        assert word in result.output
+    for command in ("compare", "serve", "send"):
+        help_text = runner.invoke(app, [command, "--help"]).output
+        assert "Examples" in help_text and f"framekit {command}" in help_text
 
 
-def test_demo_shows_raw_merging_and_framed_exact() -> None:
-    result = runner.invoke(app, ["demo", "--size", "5", "--size", "3000", "--size", "7"])
-    assert result.exit_code == 0, result.output
-    assert "5 3000 7" in result.output  # sent, and framed received the same
-    assert "1024 1024" in result.output  # raw recv(1024) cut the stream differently
+class TestCompare:
+    def test_json_schema_and_the_lesson(self) -> None:
+        result = runner.invoke(app, ["compare", "--json", "--sleep", "0.001", "--burst", "500"])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.output)
+        assert doc["schema"] == 1
+        assert set(doc) == {"schema", "options", "ways", "burst"}
+        ways = {w["key"]: w for w in doc["ways"]}
+        assert list(ways) == ["raw", "sleep", "ack", "framed", "udp"]
+        for way in ways.values():
+            assert set(way) >= {
+                "title",
+                "transport",
+                "sent",
+                "received",
+                "pieces",
+                "boundaries_kept",
+                "merged",
+                "split",
+                "bytes_lost",
+                "transport_reads",
+                "elapsed",
+                "messages_per_second",
+                "note",
+            }
+        assert not ways["raw"]["boundaries_kept"] and ways["raw"]["merged"] > 0
+        assert (
+            ways["framed"]["boundaries_kept"]
+            and ways["framed"]["received"] == ways["framed"]["sent"]
+        )
+        assert ways["udp"]["bytes_lost"] == 3000 - 1024
+        assert doc["burst"]["sent"] == 500
+        assert doc["burst"]["received"] + doc["burst"]["lost"] == 500
+
+    def test_picture_and_svg(self, tmp_path: Path) -> None:
+        svg = tmp_path / "compare.svg"
+        result = runner.invoke(app, ["compare", "--sleep", "0", "--burst", "0", "--svg", str(svg)])
+        assert result.exit_code == 0, result.output
+        assert "framekit compare" in result.output and "broken" in result.output
+        assert svg.read_text().startswith("<svg")
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--size", "0"], "at least 1 byte"),
+            (["--size", "70000"], "at most 65507"),
+            (["--read-size", "0"], None),
+        ],
+    )
+    def test_bad_options(self, args: list[str], message: str | None) -> None:
+        result = runner.invoke(app, ["compare", *args])
+        assert result.exit_code == EXIT_USAGE
+        if message:
+            assert message in result.output
 
 
-def test_demo_rejects_negative_size() -> None:
-    result = runner.invoke(app, ["demo", "--size", "-1"])
-    assert result.exit_code == 2
+class TestSendCommand:
+    def test_output_and_exit_code_mirror_remote(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", server.tcp, "--", "sh", "-c", "echo hi; exit 7"])
+        assert result.exit_code == 7
+        assert result.output == "hi\n"
+
+    def test_json(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", server.tcp, "--json", "--", "echo", "j"])
+        assert result.exit_code == 0
+        doc = json.loads(result.output)
+        assert doc["stdout"] == "j\n" and doc["exit_code"] == 0 and doc["status"] == "exited"
+
+    def test_many_hosts_prefix_lines_and_summarise(self, server: LiveServer) -> None:
+        with LiveServer() as other:
+            result = runner.invoke(
+                app, ["send", "-H", server.tcp, "-H", other.tcp, "--", "printf", "a\\nb\\n"]
+            )
+        assert result.exit_code == 0, result.output
+        for host in (server.tcp, other.tcp):
+            assert f"{host} | a" in result.output and f"{host} | b" in result.output
+        assert "summary" in result.output
+
+    def test_many_hosts_one_down(self, server: LiveServer, closed_port: int) -> None:
+        result = runner.invoke(
+            app, ["send", "-H", server.tcp, "-H", f"127.0.0.1:{closed_port}", "--", "true"]
+        )
+        assert result.exit_code == 1
+        assert "error" in result.output
+
+    def test_refused(self, closed_port: int) -> None:
+        result = runner.invoke(app, ["send", f"127.0.0.1:{closed_port}", "--", "true"])
+        assert result.exit_code == EXIT_UNAVAILABLE
+        assert result.output.startswith("framekit: error: could not connect to 127.0.0.1:")
+        assert "Traceback" not in result.output
+
+    def test_wrong_token(self) -> None:
+        with LiveServer(token="right", auth_failure_delay=0) as locked:
+            result = runner.invoke(app, ["send", locked.tcp, "--token", "wrong", "--", "true"])
+            assert result.exit_code == EXIT_NOPERM
+            assert "auth_failed: wrong token" in result.output
+            env_ok = runner.invoke(
+                app, ["send", locked.tcp, "--", "true"], env={"FRAMEKIT_TOKEN": "right"}
+            )
+            assert env_ok.exit_code == 0
+
+    def test_remote_error(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", server.tcp, "--shell", "--", "echo", "hi"])
+        assert result.exit_code == EXIT_PROTOCOL
+        assert "not_allowed" in result.output
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            ([], "give HOST[:PORT]"),
+            (["127.0.0.1"], "give exactly one of"),
+            (["[::1"], "without ']'"),
+            (["host:99999", "--", "true"], "port must be a number"),
+            (["127.0.0.1", "--datagram", "x", "--", "true"], "give exactly one of"),
+        ],
+    )
+    def test_bad_usage(self, args: list[str], message: str) -> None:
+        result = runner.invoke(app, ["send", *args])
+        assert result.exit_code == EXIT_USAGE
+        assert message in result.output
 
 
-async def test_run_demo_result() -> None:
-    from framekit._demo import run_demo
+class TestSendDatagrams:
+    def test_ping_series(self, server: LiveServer) -> None:
+        result = runner.invoke(
+            app, ["send", server.udp, "--datagram", "hello", "--count", "3", "--interval", "0"]
+        )
+        assert result.exit_code == 0, result.output
+        assert result.output.count("5 bytes 'hello'") == 3
+        assert "3 sent, 3 echoed, 0% loss" in result.output
 
-    result = await run_demo((5, 12, 3000, 7, 40))
-    assert result.framed == (5, 12, 3000, 7, 40)
-    assert result.framed_exact
-    assert not result.raw_boundaries_kept
-    assert sum(result.raw_reads) == sum(result.sent)
-    assert max(result.raw_reads) <= 1024
+    def test_json(self, server: LiveServer, tmp_path: Path) -> None:
+        data = tmp_path / "d.bin"
+        data.write_bytes(os.urandom(2000))
+        result = runner.invoke(app, ["send", server.udp, "--datagram-file", str(data), "--json"])
+        doc = json.loads(result.output)
+        assert doc[0]["received"] == 1 and doc[0]["echo_matches"] is True
+
+    def test_nobody_listening(self, closed_port: int) -> None:
+        result = runner.invoke(
+            app, ["send", f"127.0.0.1:{closed_port}", "--datagram", "x", "--interval", "0"]
+        )
+        assert result.exit_code == EXIT_UNAVAILABLE
+        assert "no echo (lost)" in result.output
+
+
+class TestSendFiles:
+    def test_put_and_get(self, server: LiveServer, tmp_path: Path) -> None:
+        src = tmp_path / "report.csv"
+        src.write_bytes(b"a,b\n1,2\n" * 1000)
+        result = runner.invoke(app, ["send", server.tcp, "--put", str(src)])
+        assert result.exit_code == 0, result.output
+        assert (
+            "stored" in result.output
+            and hashlib.sha256(src.read_bytes()).hexdigest() in result.output
+        )
+        out = tmp_path / "copy.csv"
+        result = runner.invoke(
+            app, ["send", server.tcp, "--get", "report.csv", "-o", str(out), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["size"] == 8000
+        assert out.read_bytes() == src.read_bytes()
+
+    def test_uploads_disabled(self, tmp_path: Path) -> None:
+        src = tmp_path / "f"
+        src.write_bytes(b"x")
+        with LiveServer() as plain:
+            result = runner.invoke(app, ["send", plain.tcp, "--put", str(src)])
+        assert result.exit_code == EXIT_PROTOCOL
+        assert "file transfer is disabled" in result.output
+
+    def test_get_missing(self, server: LiveServer, tmp_path: Path) -> None:
+        result = runner.invoke(
+            app, ["send", server.tcp, "--get", "nope", "-o", str(tmp_path / "n")]
+        )
+        assert result.exit_code == EXIT_PROTOCOL
+        assert "not_found" in result.output
+
+
+def test_serve_refuses_public_bind_without_token() -> None:
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--tcp-port", "0", "--no-udp"])
+    assert result.exit_code == EXIT_USAGE
+    assert "without a token" in result.output
 
 
 def test_python_dash_m_framekit() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "framekit", "--help"], capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 0
-    assert "Usage" in proc.stdout
+    assert proc.returncode == 0 and "Usage" in proc.stdout
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_end_to_end_with_the_console_script(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("framekit")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    addr_file = tmp_path / "addr.json"
+    server = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--tcp-port",
+            "0",
+            "--udp-port",
+            "0",
+            "--address-file",
+            str(addr_file),
+            "--upload-dir",
+            str(uploads),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        for _ in range(50):  # log lines may come first; the banner means it is listening
+            banner = server.stderr.readline()
+            if "framekit serving" in banner or not banner:
+                break
+        assert "framekit serving commands on tcp://127.0.0.1:" in banner
+        addrs = json.loads(addr_file.read_text())
+        tcp = "{}:{}".format(*addrs["tcp"][0])
+        udp = "{}:{}".format(*addrs["udp"][0])
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
+
+        run = cli("send", tcp, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+        assert (run.returncode, run.stdout, run.stderr) == (3, "out\n", "err\n")
+        ping = cli("send", udp, "--datagram", "ping", "--count", "2", "--interval", "0")
+        assert ping.returncode == 0 and "2 echoed" in ping.stdout
+        src = tmp_path / "data.bin"
+        src.write_bytes(os.urandom(300_000))
+        assert cli("send", tcp, "--put", str(src), "--json").returncode == 0
+        assert (
+            cli("send", tcp, "--get", "data.bin", "-o", str(tmp_path / "back.bin")).returncode == 0
+        )
+        assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+        # leave a long command running, then stop the server with Ctrl-C
+        sleeper = subprocess.Popen(
+            [str(exe), "send", tcp, "--", "sh", "-c", "echo started; sleep 60"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert sleeper.stdout is not None
+            assert sleeper.stdout.readline() == "started\n"  # the command is running now
+            kids = _children(server.pid)
+            assert kids, "the command is not a child of the server"
+            server.send_signal(signal.SIGINT)
+            assert server.wait(timeout=20) == 0
+            assert all(process_gone(k) for k in kids)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+            if sleeper.stdout is not None:
+                sleeper.stdout.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if server.stderr is not None:
+            server.stderr.close()

@@ -13,7 +13,7 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     block = re.search(r"```sh\n(.*?)```", readme, re.S)
     assert block is not None and readme.index("```sh") < readme.index("framekit is")
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
-    assert commands == ["./scripts/demo", "./scripts/check"]
+    assert commands == ["./scripts/compare", "./scripts/check"]
     for command in commands:
         assert (ROOT / command).stat().st_mode & 0o111
 
