@@ -52,7 +52,11 @@ class CompareOptions:
         burst: datagrams in the UDP burst (0 skips it).
         burst_size: bytes per burst datagram.
         burst_rcvbuf: receive buffer asked for on the burst's receiving socket.
-        host: loopback address to run on.
+        host: loopback address for the embedded receivers.
+        tcp_echo: an existing TCP echo server to use instead of the embedded receivers
+            (``framekit serve --tcp-echo-port``, or any echo that half-closes after EOF);
+            the echoed bytes are what is read.
+        udp_echo: an existing UDP echo server (``framekit serve``'s) for the datagrams.
     """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
@@ -63,6 +67,8 @@ class CompareOptions:
     burst_size: int = 512
     burst_rcvbuf: int = 65536
     host: str = "127.0.0.1"
+    tcp_echo: tuple[str, int] | None = None
+    udp_echo: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.sizes:
@@ -251,8 +257,18 @@ async def _tcp_pair(host: str, nodelay: bool) -> tuple[trio.SocketStream, trio.S
     return a, b
 
 
+async def _tcp_link(opts: CompareOptions) -> tuple[trio.SocketStream, trio.SocketStream]:
+    """(sender, receiver): a loopback pair, or one connection to an echo server (then the
+    echoed bytes are what the "receiver" reads)."""
+    if opts.tcp_echo is None:
+        return await _tcp_pair(opts.host, opts.nodelay)
+    stream = await trio.open_tcp_stream(*opts.tcp_echo)
+    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, opts.nodelay)
+    return stream, stream
+
+
 async def _raw(opts: CompareOptions, messages: list[bytes]) -> WayResult:
-    sender, receiver = await _tcp_pair(opts.host, opts.nodelay)
+    sender, receiver = await _tcp_link(opts)
     reads: list[int] = []
     start = time.perf_counter()
     async with sender, receiver:
@@ -275,7 +291,7 @@ async def _raw(opts: CompareOptions, messages: list[bytes]) -> WayResult:
 
 
 async def _sleep(opts: CompareOptions, messages: list[bytes]) -> WayResult:
-    sender, receiver = await _tcp_pair(opts.host, opts.nodelay)
+    sender, receiver = await _tcp_link(opts)
     reads: list[int] = []
     start = time.perf_counter()
     async with sender, receiver, trio.open_nursery() as nursery:
@@ -303,21 +319,30 @@ async def _sleep(opts: CompareOptions, messages: list[bytes]) -> WayResult:
 
 
 async def _ack(opts: CompareOptions, messages: list[bytes]) -> WayResult:
-    sender, receiver = await _tcp_pair(opts.host, opts.nodelay)
+    sender, receiver = await _tcp_link(opts)
     reads: list[int] = []
     start = time.perf_counter()
     async with sender, receiver, trio.open_nursery() as nursery:
+        if opts.tcp_echo is None:
 
-        async def receive() -> None:
+            async def receive() -> None:
+                while chunk := await receiver.receive_some(opts.read_size):
+                    reads.append(len(chunk))
+                    await receiver.send_all(b"k")  # one acknowledgement byte per read
+
+            nursery.start_soon(receive)
+            for m in messages:
+                await sender.send_all(m)
+                await sender.receive_some(1)  # wait for the peer before the next send
+            await sender.send_eof()
+        else:
+            # Against an echo server the first bytes of the echo are the acknowledgement.
+            for m in messages:
+                await sender.send_all(m)
+                reads.append(len(await sender.receive_some(opts.read_size)))
+            await sender.send_eof()
             while chunk := await receiver.receive_some(opts.read_size):
                 reads.append(len(chunk))
-                await receiver.send_all(b"k")  # one acknowledgement byte per read
-
-        nursery.start_soon(receive)
-        for m in messages:
-            await sender.send_all(m)
-            await sender.receive_some(1)  # wait for the peer before the next send
-        await sender.send_eof()
     elapsed = time.perf_counter() - start
     return _stream_result(
         "ack",
@@ -353,7 +378,7 @@ class _CountingStream(trio.abc.Stream):
 
 
 async def _framed(opts: CompareOptions, messages: list[bytes]) -> WayResult:
-    sender, receiver = await _tcp_pair(opts.host, opts.nodelay)
+    sender, receiver = await _tcp_link(opts)
     counting = _CountingStream(receiver)
     got: list[bytes] = []
     start = time.perf_counter()
@@ -381,14 +406,24 @@ async def _framed(opts: CompareOptions, messages: list[bytes]) -> WayResult:
     return result
 
 
+def _udp_link(opts: CompareOptions) -> tuple[socket.socket, socket.socket]:
+    """(sender, receiver) datagram sockets: a local pair, or one socket talking to an echo."""
+    target = opts.udp_echo
+    family = socket.AF_INET6 if ":" in (target[0] if target else opts.host) else socket.AF_INET
+    tx = socket.socket(family, socket.SOCK_DGRAM)
+    if target is not None:
+        tx.connect(target)
+        return tx, tx
+    rx = socket.socket(family, socket.SOCK_DGRAM)
+    rx.bind((opts.host, 0))
+    tx.connect(rx.getsockname())
+    return tx, rx
+
+
 async def _udp(opts: CompareOptions, messages: list[bytes]) -> WayResult:
-    family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
-    with (
-        trio.socket.socket(family, socket.SOCK_DGRAM) as rx,
-        trio.socket.socket(family, socket.SOCK_DGRAM) as tx,
-    ):
-        await rx.bind((opts.host, 0))
-        await tx.connect(rx.getsockname())
+    std_tx, std_rx = _udp_link(opts)
+    tx, rx = trio.socket.from_stdlib_socket(std_tx), trio.socket.from_stdlib_socket(std_rx)
+    with tx, rx:
         start = time.perf_counter()
         reads: list[int] = []
         pieces: list[tuple[Piece, ...]] = []
@@ -427,19 +462,17 @@ async def _udp(opts: CompareOptions, messages: list[bytes]) -> WayResult:
 
 
 async def _burst(opts: CompareOptions) -> BurstResult:
-    family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
-    with (
-        socket.socket(family, socket.SOCK_DGRAM) as rx,
-        socket.socket(family, socket.SOCK_DGRAM) as tx,
-    ):
+    tx, rx = _udp_link(opts)
+    with tx, rx:
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.burst_rcvbuf)
-        rx.bind((opts.host, 0))
-        rx.setblocking(False)
-        tx.connect(rx.getsockname())
         payload = b"u" * opts.burst_size
-        for _ in range(opts.burst):  # as fast as possible; nobody reads meanwhile
+        for _ in range(opts.burst):  # as fast as possible (blocking sends); nobody reads
             tx.send(payload)
-        await trio.lowlevel.checkpoint()
+        if opts.udp_echo is not None:
+            await trio.sleep(0.2)  # let the remote echoes land (there is nothing to wait on)
+        else:
+            await trio.lowlevel.checkpoint()
+        rx.setblocking(False)
         received = 0
         while True:
             try:
@@ -453,7 +486,12 @@ async def _burst(opts: CompareOptions) -> BurstResult:
 
 
 async def run_compare(options: CompareOptions | None = None) -> CompareReport:
-    """Run every way on loopback and return what the receivers saw."""
+    """Run every way and return what the receivers saw.
+
+    With no echo targets in ``options``, everything runs on embedded loopback receivers
+    (nothing to set up, and the raw-TCP result is the same on every run). With
+    ``tcp_echo`` / ``udp_echo``, the TCP ways and the datagrams go through those servers.
+    """
     opts = options or CompareOptions()
     messages = _messages(opts.sizes)
     ways = (

@@ -47,6 +47,8 @@ class Retry:
         max_delay: longest wait between attempts.
         multiplier: growth of the delay after each failure.
         jitter: random spread of each delay, as a fraction of it (0 to 1).
+        attempt_timeout: most seconds one connection attempt may take (a host that
+            drops packets would otherwise hold it for the OS's ~2 minutes).
     """
 
     attempts: int | None = 5
@@ -55,6 +57,7 @@ class Retry:
     max_delay: float = 2.0
     multiplier: float = 2.0
     jitter: float = 0.1
+    attempt_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.attempts is None and self.timeout is None:
@@ -67,6 +70,8 @@ class Retry:
             raise ValueError("Retry delays must be >= 0 and multiplier >= 1")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"Retry.jitter must be between 0 and 1, not {self.jitter}")
+        if not self.attempt_timeout > 0:
+            raise ValueError(f"Retry.attempt_timeout must be > 0, not {self.attempt_timeout}")
 
     @classmethod
     def once(cls) -> Retry:
@@ -91,6 +96,16 @@ class Retry:
             i += 1
 
 
+def _reason(error: OSError) -> str:
+    """The most useful words for a connection failure (trio wraps per-address errors)."""
+    cause = error.__cause__
+    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return error.strerror or str(error)
+
+
 async def open_stream(
     host: str,
     port: int,
@@ -110,36 +125,51 @@ async def open_stream(
     """
     retry = retry or Retry.once()
     start = trio.current_time()
+    deadline = start + retry.timeout if retry.timeout is not None else math.inf
     delays = retry.delays()
     attempt = 0
     while True:
         attempt += 1
-        try:
-            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-        except OSError as exc:
-            elapsed = trio.current_time() - start
-            delay = next(delays, None)
-            if delay is not None and retry.timeout is not None and elapsed + delay > retry.timeout:
-                delay = None
-            if delay is None:
-                raise ConnectError(
-                    f"could not connect to {host}:{port} after {attempt} attempt(s) in "
-                    f"{elapsed:.1f} s: {exc.strerror or exc}; is the server running there?"
-                ) from exc
-            log.debug("connect to %s:%s failed (%s); retrying in %.2f s", host, port, exc, delay)
-            await trio.sleep(delay)
-            continue
-        break
+        opened: trio.abc.Stream | None = None
+        error: OSError | None = None
+        with trio.move_on_at(min(deadline, trio.current_time() + retry.attempt_timeout)):
+            try:
+                opened = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                error = exc
+        if opened is not None:
+            stream = opened
+            break
+        if error is None:
+            error = TimeoutError(f"no answer within {retry.attempt_timeout:g} s")
+        elapsed = trio.current_time() - start
+        delay = next(delays, None)
+        if delay is not None and trio.current_time() + delay > deadline:
+            delay = None
+        if delay is None:
+            raise ConnectError(
+                f"could not connect to {host}:{port} after {attempt} attempt(s) in "
+                f"{elapsed:.1f} s: {_reason(error)}; is the server running there?"
+            ) from error
+        log.debug("connect to %s:%s failed (%s); retrying in %.2f s", host, port, error, delay)
+        await trio.sleep(delay)
     if ssl_context is None:
         return stream
     tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
     try:
-        await tls.do_handshake()
+        with trio.fail_after(retry.attempt_timeout):
+            await tls.do_handshake()
     except trio.BrokenResourceError as exc:
         await trio.aclose_forcefully(stream)
         raise ConnectError(
             f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}"
         ) from exc
+    except trio.TooSlowError:
+        await trio.aclose_forcefully(stream)
+        raise ConnectError(
+            f"TLS handshake with {host}:{port} got no answer within "
+            f"{retry.attempt_timeout:g} s; is it a TLS server?"
+        ) from None
     return tls
 
 

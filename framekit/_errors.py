@@ -25,10 +25,12 @@ class InvalidFormat(FramekitError, ValueError):
 
 
 class ProtocolError(FramekitError):
-    """The byte stream broke the framing rules.
+    """The framing rules were broken.
 
-    Raised by decoders for what the peer sent. After a decoder raises one, it stays in an
+    Decoders raise it for what the peer sent; after a decoder raises one, it stays in an
     error state and every later call raises again: there is no resynchronising on garbage.
+    Encoders raise :class:`FrameTooLarge`, :class:`HeaderTooLarge` or
+    :class:`LocalProtocolError` for what you asked to send; nothing is sent then.
     """
 
 

@@ -185,6 +185,8 @@ class FramedStream(trio.abc.Channel[bytes]):
 
         Raises:
             trio.WouldBlock: no whole frame is buffered.
+            trio.EndOfChannel: the peer closed cleanly and every frame was returned.
+            IncompleteFrame: the stream ended in the middle of a frame.
             trio.BusyResourceError: another task is waiting in a receive.
             trio.ClosedResourceError: the stream was closed.
         """
@@ -192,6 +194,8 @@ class FramedStream(trio.abc.Channel[bytes]):
         if not self._ready:
             frames = self._decoder.frames()
             if not frames:
+                if self._decoder.at_eof:
+                    raise trio.EndOfChannel
                 raise trio.WouldBlock
             self._ready.extend(frames)
         return self._ready.popleft()
@@ -200,7 +204,12 @@ class FramedStream(trio.abc.Channel[bytes]):
         """Receive every frame ready now (at least one, waiting if need be).
 
         Raises:
-            The same errors as :meth:`receive`.
+            trio.EndOfChannel: the peer closed the stream cleanly between frames.
+            IncompleteFrame: the stream ended in the middle of a frame.
+            FrameTooLarge: the peer declared a frame over ``max_frame_size``.
+            trio.BusyResourceError: another task is receiving.
+            trio.ClosedResourceError: the stream was closed.
+            trio.BrokenResourceError: the transport failed.
         """
         if self._ready and not self._closed:
             await checkpoint_if_cancelled()
@@ -336,7 +345,9 @@ class FramedChannel(trio.abc.Channel[bytes]):
         """Queue many frames at once (waiting first while the buffer is full).
 
         Raises:
-            The same errors as :meth:`send`; on ``FrameTooLarge`` nothing was queued.
+            FrameTooLarge: a payload is over ``max_frame_size``; nothing was queued.
+            trio.ClosedResourceError: the channel was closed.
+            trio.BrokenResourceError: the writer failed.
         """
         self._check_send()
         data = self._encoder.encode_many(values)
@@ -430,14 +441,7 @@ async def open_framed_channel(
     Leaving the block normally flushes what is queued, then closes the stream; leaving
     it with an exception closes it at once.
 
-    Example:
-        ```python
-        async with framekit.open_framed_channel(stream) as channel:
-            for payload in payloads:
-                await channel.send(payload)      # queued; written in batches
-            async for reply in channel:
-                ...
-        ```
+    The guide's "coalescing channel" section has a complete, tested example.
     """
     channel = FramedChannel(
         transport_stream,

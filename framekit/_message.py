@@ -115,6 +115,13 @@ def _validate_header(fields: Any, *, max_body_size: int | None) -> Header:
     return Header(fields)
 
 
+def _header_format(format: FrameFormat, limit: int) -> FrameFormat:
+    """``format`` with its frame limit replaced by the header limit."""
+    return FrameFormat(
+        width=format.width, byteorder=format.byteorder, signed=format.signed, max_frame_size=limit
+    )
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -136,8 +143,10 @@ class MessageEncoder:
         *,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
-        self._frames = FrameEncoder(format)
-        self.max_header_size = max_header_size
+        # The header frame is limited by max_header_size, not by the format's frame
+        # limit: the same rule MessageDecoder applies on the receiving side.
+        self.max_header_size = min(max_header_size, format.field_max)
+        self._frames = FrameEncoder(_header_format(format, self.max_header_size))
 
     def header(self, header: Mapping[str, Any], *, size: int | None = None) -> bytes:
         """The header frame for a body of ``size`` bytes (default: ``header["size"]``).
@@ -205,13 +214,7 @@ class MessageDecoder:
         max_body_size: int | None = None,
     ) -> None:
         header_limit = min(max_header_size, format.field_max)
-        header_format = FrameFormat(
-            width=format.width,
-            byteorder=format.byteorder,
-            signed=format.signed,
-            max_frame_size=header_limit,
-        )
-        self._frames = FrameDecoder(header_format)
+        self._frames = FrameDecoder(_header_format(format, header_limit))
         self.max_header_size = header_limit
         self.max_body_size = max_body_size
         self._header: Header | None = None  # set while a body is being read

@@ -77,13 +77,15 @@ class IncomingMessage:
 
     Attributes:
         header: the message header.
+        received: body bytes read so far.
+        sha256: the body's SHA-256 (hex) once the whole body was read and verified, if
+            the header announced one.
     """
 
     def __init__(self, stream: MessageStream, header: Header) -> None:
         self._stream = stream
         self.header = header
         self.received = 0
-        #: the body's SHA-256 once the whole body was read and verified (if announced)
         self.sha256: str | None = None
 
     @property
@@ -91,27 +93,30 @@ class IncomingMessage:
         """The body's announced length."""
         return self.header.size
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
+    def __aiter__(self) -> IncomingMessage:
+        return self
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self._stream._next_body_chunk(self)
-            if chunk is None:
-                return
-            yield chunk
+    async def __anext__(self) -> bytes:
+        # A plain iterator, not an async generator: stopping early leaves nothing to
+        # finalise, and the next receive skips whatever was left unread.
+        chunk = await self._stream._next_body_chunk(self)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
     async def read_all(self, max_size: int = DEFAULT_MAX_MESSAGE_BODY) -> bytes:
         """Read the rest of the body into memory (at most ``max_size`` bytes).
 
         Raises:
-            FrameTooLarge: the body is over ``max_size``; nothing was read.
+            FrameTooLarge: the unread rest of the body is over ``max_size``; nothing was
+                read.
         """
-        if self.size > max_size:
+        rest = self.size - self.received
+        if rest > max_size:
             raise FrameTooLarge(
-                f"message body of {self.size} bytes is over max_size ({max_size}); "
-                "iterate the message to stream it instead",
-                length=self.size,
+                f"the rest of this message body, {rest} bytes, is over max_size "
+                f"({max_size}); iterate the message to stream it instead",
+                length=rest,
                 limit=max_size,
             )
         return b"".join([chunk async for chunk in self])

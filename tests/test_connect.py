@@ -171,3 +171,53 @@ def test_public_names_importable() -> None:
         assert getattr(framekit, name) is not None
     assert issubclass(framekit.FrameTooLarge, framekit.FramekitError)
     assert issubclass(framekit.IncompleteFrame, framekit.FramekitError)
+
+
+async def test_refused_reason_is_spelled_out(closed_port: int) -> None:
+    with pytest.raises(ConnectError, match="Connection refused"):
+        await open_framed_connection("127.0.0.1", closed_port)
+
+
+async def test_each_attempt_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A host that silently drops SYNs would hold one connect for minutes.
+    async def black_hole(host: str, port: int) -> trio.SocketStream:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
+    start = trio.current_time()
+    with pytest.raises(ConnectError, match=r"after 2 attempt\(s\).*no answer within 3 s"):
+        await open_framed_connection(
+            "192.0.2.1", 9, retry=Retry(attempts=2, initial_delay=1, jitter=0, attempt_timeout=3)
+        )
+    assert trio.current_time() - start == pytest.approx(7)
+
+
+async def test_overall_timeout_cuts_a_slow_attempt(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def black_hole(host: str, port: int) -> trio.SocketStream:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
+    start = trio.current_time()
+    with pytest.raises(ConnectError):
+        await open_framed_connection("192.0.2.1", 9, retry=Retry.for_seconds(5))
+    assert trio.current_time() - start == pytest.approx(5)
+
+
+async def test_tls_handshake_without_answer_is_bounded(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    async def mute(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(trio.serve_tcp, mute, 0)
+    port = listeners[0].socket.getsockname()[1]
+    with pytest.raises(ConnectError, match="got no answer within 10 s"):
+        await open_framed_connection("127.0.0.1", port, ssl_context=client_ssl_context)

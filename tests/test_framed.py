@@ -259,3 +259,17 @@ async def test_tutorial_format_interoperates_with_struct_i() -> None:
     assert await framed.receive() == b"hello"
     await framed.send(b"ok")
     assert await raw.receive_some() == struct.pack("i", 2) + b"ok"
+
+
+async def test_receive_nowait_reports_end_of_stream() -> None:
+    raw, other = memory_stream_pair()
+    framed = FramedStream(other)
+    await raw.send_all(FrameEncoder().encode(b"last"))
+    await raw.aclose()
+    assert await framed.receive() == b"last"
+    with pytest.raises(trio.WouldBlock):  # EOF not read yet
+        framed.receive_nowait()
+    with pytest.raises(trio.EndOfChannel):
+        await framed.receive()
+    with pytest.raises(trio.EndOfChannel):
+        framed.receive_nowait()

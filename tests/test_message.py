@@ -208,3 +208,14 @@ class TestEncoder:
         frame = MessageEncoder().header({"name": "粘包"}, size=3)
         assert json.loads(frame[4:]) == {"name": "粘包", "size": 3}
         assert "粘包".encode() in frame
+
+
+def test_header_limit_is_the_same_on_both_sides() -> None:
+    # The frame limit of the format does not apply to headers; max_header_size does.
+    fmt = FrameFormat(max_frame_size=100)
+    frame = MessageEncoder(fmt).header({"pad": "p" * 200}, size=0)
+    dec = MessageDecoder(fmt)
+    dec.receive_data(frame)
+    assert isinstance(dec.next_event(), Header)
+    with pytest.raises(HeaderTooLarge):
+        MessageEncoder(fmt, max_header_size=100).header({"pad": "p" * 200}, size=0)

@@ -222,3 +222,13 @@ async def test_checksum_mismatch_while_streaming_then_next_message() -> None:
         await incoming.read_all()
     nxt = await right.receive_message_stream()
     assert await nxt.read_all() == b"ok"
+
+
+async def test_read_all_cap_counts_only_the_unread_rest() -> None:
+    raw, other = memory_stream_pair()
+    right = MessageStream(other, receive_size=60)
+    await raw.send_all(MessageEncoder().message({}, b"x" * 100))
+    incoming = await right.receive_message_stream()
+    first = await anext(incoming)
+    rest = await incoming.read_all(max_size=100 - len(first))
+    assert first + rest == b"x" * 100
