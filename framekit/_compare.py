@@ -178,12 +178,18 @@ class CompareReport:
         burst = None
         if self.burst is not None:
             burst = asdict(self.burst) | {"lost": self.burst.lost}
-        return {
-            "schema": self.schema,
-            "options": asdict(self.options),
-            "ways": ways,
-            "burst": burst,
-        }
+        return _lists(
+            {"schema": self.schema, "options": asdict(self.options), "ways": ways, "burst": burst}
+        )
+
+
+def _lists(value: Any) -> Any:
+    """Tuples become lists all the way down, so the dict is what JSON gives back."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
 
 
 def _messages(sizes: Sequence[int]) -> list[bytes]:

@@ -15,7 +15,9 @@ import trio
 from ._errors import ConnectError, FramekitError
 from ._format import DEFAULT_FORMAT, FrameFormat
 from ._framed import FramedStream
+from ._message import DEFAULT_MAX_HEADER_SIZE
 from ._message_stream import MessageStream
+from ._util import ReportValue, bound_addresses
 
 __all__ = [
     "Retry",
@@ -215,7 +217,8 @@ async def open_message_connection(
     return MessageStream(stream, format=format)
 
 
-def _peer_name(stream: trio.abc.Stream) -> str:
+def peer_name(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the peer of a (TLS over) TCP stream, for logs."""
     inner: Any = stream
     while isinstance(inner, trio.SSLStream):
         inner = inner.transport_stream
@@ -237,16 +240,14 @@ async def _serve(
     ssl_context: ssl.SSLContext | None,
     task_status: trio.TaskStatus[list[tuple[str, int]]],
 ) -> NoReturn:
-    listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
-    addresses = [
-        (str(addr[0]), int(addr[1]))
-        for addr in (listener.socket.getsockname() for listener in listeners)  # type: ignore[attr-defined]
-    ]
+    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    addresses = bound_addresses(tcp_listeners)
+    listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
     if ssl_context is not None:
         listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
 
     async def handle(stream: trio.abc.Stream) -> None:
-        peer = _peer_name(stream)
+        peer = peer_name(stream)
         channel = wrap(stream)
         try:
             async with channel:
@@ -256,19 +257,8 @@ async def _serve(
             log.warning("connection from %s ended with an error: %s", peer, exc)
 
     log.info("serving on %s", ", ".join(f"{h}:{p}" for h, p in addresses))
-    await trio.serve_listeners(handle, listeners, task_status=_started_with(task_status, addresses))
+    await trio.serve_listeners(handle, listeners, task_status=ReportValue(task_status, addresses))
     raise AssertionError("serve_listeners returned")  # pragma: no cover
-
-
-class _started_with:
-    """Reports ``value`` to the real task_status when serve_listeners starts."""
-
-    def __init__(self, task_status: trio.TaskStatus[Any], value: object) -> None:
-        self._task_status = task_status
-        self._value = value
-
-    def started(self, value: object = None) -> None:
-        self._task_status.started(self._value)
 
 
 async def serve_framed(
@@ -311,11 +301,12 @@ async def serve_messages(
     host: str = "127.0.0.1",
     format: FrameFormat = DEFAULT_FORMAT,
     ssl_context: ssl.SSLContext | None = None,
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Like :func:`serve_framed`, with a :class:`MessageStream` per connection."""
     await _serve(
-        lambda s: MessageStream(s, format=format),
+        lambda s: MessageStream(s, format=format, max_header_size=max_header_size),
         handler,
         port,
         host=host,

@@ -9,7 +9,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -17,7 +17,8 @@ from typing import Any, Final, NoReturn
 import trio
 
 from ._commands import CommandOutcome, run_command_streaming
-from ._connect import _peer_name
+from ._connect import peer_name, serve_messages
+from ._echo import serve_tcp_echo
 from ._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooLarge, ProtocolError
 from ._files import UploadDirectory
 from ._message_stream import IncomingMessage, MessageStream
@@ -62,6 +63,8 @@ class ServerConfig:
         host: address to bind, TCP and UDP (default loopback only).
         tcp_port: command server port (0: any free port).
         udp_port: echo server port (0: any free port; ``None``: no UDP echo).
+        tcp_echo_port: a raw TCP echo port for ``framekit compare --tcp-echo`` (0: any
+            free port; ``None``, the default: off).
         token: shared secret for the HMAC challenge; ``None`` disables authentication.
         insecure: allow a non-loopback ``host`` without a token.
         ssl_context: serve TLS with this server-side context.
@@ -91,6 +94,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     tcp_port: int = DEFAULT_PORT
     udp_port: int | None = DEFAULT_PORT
+    tcp_echo_port: int | None = None
     token: str | None = None
     insecure: bool = False
     ssl_context: ssl.SSLContext | None = None
@@ -125,10 +129,17 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServerAddresses:
-    """What :func:`serve` reports once it is listening."""
+    """What :func:`serve` reports once it is listening.
+
+    Attributes:
+        tcp: the command server's ``(host, port)`` addresses.
+        udp: the UDP echo's (empty when it is off).
+        tcp_echo: the raw TCP echo's (empty unless ``tcp_echo_port`` was set).
+    """
 
     tcp: list[tuple[str, int]]
     udp: list[tuple[str, int]]
+    tcp_echo: list[tuple[str, int]] = field(default_factory=list)
 
 
 def is_loopback(host: str) -> bool:
@@ -413,13 +424,11 @@ class _CommandServer:
         self.processes = trio.Semaphore(config.max_processes)
         self.uploads = UploadDirectory(config.upload_dir) if config.upload_dir is not None else None
 
-    async def handle(self, transport: trio.abc.Stream) -> None:
-        peer = _peer_name(transport)
-        stream = MessageStream(transport, max_header_size=self.config.max_header_size)
+    async def handle(self, stream: MessageStream) -> None:
+        peer = peer_name(stream.transport_stream)
         self.connections += 1
         try:
-            async with stream:
-                await self._handle(stream, peer)
+            await self._handle(stream, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             log.info("%s disconnected: %s", peer, exc)
         finally:
@@ -479,26 +488,34 @@ async def serve(
     """
     check_bind_safety(config)
     server = _CommandServer(config)
-    listeners: list[trio.abc.Listener[Any]] = list(
-        await trio.open_tcp_listeners(config.tcp_port, host=config.host)
-    )
-    tcp = [
-        (str(a[0]), int(a[1]))
-        for a in (listener.socket.getsockname() for listener in listeners)  # type: ignore[attr-defined]
-    ]
-    if config.ssl_context is not None:
-        listeners = [trio.SSLListener(listener, config.ssl_context) for listener in listeners]
     async with trio.open_nursery() as nursery:
+        tcp = await nursery.start(
+            partial(
+                serve_messages,
+                server.handle,
+                config.tcp_port,
+                host=config.host,
+                ssl_context=config.ssl_context,
+                max_header_size=config.max_header_size,
+            )
+        )
         udp: list[tuple[str, int]] = []
         if config.udp_port is not None:
             udp = await nursery.start(
-                lambda task_status: serve_udp_echo(
-                    config.udp_port or 0, host=config.host, stats=udp_stats, task_status=task_status
+                partial(serve_udp_echo, config.udp_port, host=config.host, stats=udp_stats)
+            )
+        tcp_echo: list[tuple[str, int]] = []
+        if config.tcp_echo_port is not None:
+            tcp_echo = await nursery.start(
+                partial(
+                    serve_tcp_echo,
+                    config.tcp_echo_port,
+                    host=config.host,
+                    idle_timeout=config.idle_timeout,
                 )
             )
-        await nursery.start(trio.serve_listeners, server.handle, listeners)
         log.info("command server on %s; UDP echo on %s", tcp, udp or "(off)")
-        task_status.started(ServerAddresses(tcp=tcp, udp=udp))
+        task_status.started(ServerAddresses(tcp=tcp, udp=udp, tcp_echo=tcp_echo))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import NoReturn, final
+from typing import Any, NoReturn, final
 
 import trio
 
-__all__ = ["ConflictDetector", "raise_single"]
+__all__ = ["ConflictDetector", "ReportValue", "bound_addresses", "raise_single"]
 
 
 @final
@@ -52,3 +52,25 @@ def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
         finally:
             del exc
     raise group
+
+
+def bound_addresses(listeners: list[trio.SocketListener]) -> list[tuple[str, int]]:
+    """``(host, port)`` of each listener, for reporting through ``task_status``."""
+    names = (listener.socket.getsockname() for listener in listeners)
+    return [(str(name[0]), int(name[1])) for name in names]
+
+
+@final
+class ReportValue:
+    """A task_status that reports ``value`` when ``started()`` is called with anything.
+
+    ``trio.serve_listeners`` reports its listener objects; framekit's servers report
+    plain addresses instead, which are what callers (and tests) want.
+    """
+
+    def __init__(self, task_status: trio.TaskStatus[Any], value: object) -> None:
+        self._task_status = task_status
+        self._value = value
+
+    def started(self, value: object = None) -> None:
+        self._task_status.started(self._value)

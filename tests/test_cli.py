@@ -352,3 +352,29 @@ def test_end_to_end_with_the_console_script(tmp_path: Path) -> None:
             server.wait()
         if server.stderr is not None:
             server.stderr.close()
+
+
+def test_compare_against_a_running_server() -> None:
+    with LiveServer(tcp_echo_port=0) as live:
+        echo = "{}:{}".format(*live.addresses.tcp_echo[0])
+        result = runner.invoke(
+            app,
+            [
+                "compare",
+                "--json",
+                "--tcp-echo",
+                echo,
+                "--udp-echo",
+                live.udp,
+                "--sleep",
+                "0",
+                "--burst",
+                "50",
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["options"]["tcp_echo"] == list(live.addresses.tcp_echo[0])
+    ways = {w["key"]: w for w in doc["ways"]}
+    assert ways["framed"]["boundaries_kept"]
+    assert sum(ways["raw"]["received"]) == sum(ways["raw"]["sent"])

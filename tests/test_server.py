@@ -376,3 +376,16 @@ async def test_two_hundred_simultaneous_clients(nursery: trio.Nursery) -> None:
             for i in range(200):
                 clients.start_soon(one, i)
     assert results == {i: f"client {i}\n".encode() for i in range(200)}
+
+
+async def test_raw_tcp_echo_half_closes_after_the_peer(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery, tcp_echo_port=0, udp_port=None)
+    assert addrs.udp == [] and len(addrs.tcp_echo) == 1
+    async with await trio.open_tcp_stream(*addrs.tcp_echo[0]) as stream:
+        await stream.send_all(b"x" * 100_000)
+        await stream.send_eof()
+        got = bytearray()
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some():
+                got += chunk
+    assert got == b"x" * 100_000

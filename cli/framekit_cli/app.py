@@ -119,6 +119,21 @@ def compare(
             "--nagle/--no-nagle", help="Nagle's algorithm on the raw TCP senders (TCP_NODELAY off)."
         ),
     ] = False,
+    tcp_echo: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the TCP ways through this echo server (HOST:PORT), "
+            "e.g. `framekit serve --tcp-echo-port`.",
+            show_default=False,
+        ),
+    ] = None,
+    udp_echo: Annotated[
+        str | None,
+        typer.Option(
+            help="Send the datagrams to this UDP echo server (HOST:PORT), e.g. `framekit serve`'s.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     svg: Annotated[
         Path | None, typer.Option(help="Also save the picture as an SVG file.", dir_okay=False)
@@ -137,6 +152,8 @@ def compare(
       framekit compare --size 100 --size 5000 --nagle
 
       framekit compare --json > result.json
+
+      framekit compare --tcp-echo 127.0.0.1:7777 --udp-echo 127.0.0.1:9999
     """
     try:
         options = framekit.CompareOptions(
@@ -146,6 +163,8 @@ def compare(
             nodelay=not nagle,
             burst=burst,
             burst_size=burst_size,
+            tcp_echo=_address(tcp_echo, framekit.DEFAULT_PORT) if tcp_echo else None,
+            udp_echo=_address(udp_echo, framekit.DEFAULT_PORT) if udp_echo else None,
         )
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
@@ -172,6 +191,15 @@ def serve(
         int, typer.Option(help="UDP echo port (0: any free port).", min=0, max=65535)
     ] = framekit.DEFAULT_PORT,
     no_udp: Annotated[bool, typer.Option("--no-udp", help="Do not run the UDP echo.")] = False,
+    tcp_echo_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also run a raw TCP echo on this port (for `compare --tcp-echo`).",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -261,6 +289,7 @@ def serve(
             host=host,
             tcp_port=tcp_port,
             udp_port=None if no_udp else udp_port,
+            tcp_echo_port=tcp_echo_port,
             token=token,
             insecure=insecure,
             ssl_context=ssl_context,

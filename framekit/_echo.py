@@ -1,0 +1,57 @@
+"""A raw TCP echo server: the byte-stream counterpart of the UDP echo.
+
+``framekit compare`` can point its TCP experiments at one (``--tcp-echo``): the echoed
+bytes come back merged and split just as the stream carried them.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import NoReturn
+
+import trio
+
+from ._util import ReportValue, bound_addresses
+
+__all__ = ["serve_tcp_echo"]
+
+log = logging.getLogger("framekit.echo")
+
+
+async def _echo(stream: trio.SocketStream, *, idle_timeout: float) -> None:
+    async with stream:
+        try:
+            while True:
+                with trio.move_on_after(idle_timeout) as idle:
+                    data = await stream.receive_some()
+                if idle.cancelled_caught or not data:
+                    break
+                await stream.send_all(data)  # exactly what arrived: never amplified
+            await stream.send_eof()  # finish our half after theirs, as echo servers do
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def serve_tcp_echo(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    idle_timeout: float = 300.0,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Echo every byte back on each TCP connection until the peer finishes sending.
+
+    When the peer half-closes, the echo finishes and closes its side too, so a client
+    can send, ``send_eof()``, and read until end of stream. Reports the bound
+    ``[(host, port), ...]`` through ``task_status``.
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = bound_addresses(listeners)
+    log.info("TCP echo on %s", bound)
+    await trio.serve_listeners(
+        partial(_echo, idle_timeout=idle_timeout),
+        listeners,
+        task_status=ReportValue(task_status, bound),
+    )
+    raise AssertionError("unreachable")  # pragma: no cover
