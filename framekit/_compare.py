@@ -178,9 +178,10 @@ class CompareReport:
         burst = None
         if self.burst is not None:
             burst = asdict(self.burst) | {"lost": self.burst.lost}
-        return _lists(
+        doc: dict[str, Any] = _lists(
             {"schema": self.schema, "options": asdict(self.options), "ways": ways, "burst": burst}
         )
+        return doc
 
 
 def _lists(value: Any) -> Any:

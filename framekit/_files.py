@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -10,13 +11,18 @@ from typing import Final
 
 import trio
 
+from ._errors import FramekitError
 from ._message_stream import IncomingMessage
 from ._protocol import BadRequest, ErrorCode
 
-__all__ = ["UploadDirectory"]
+__all__ = ["BodyStalled", "UploadDirectory"]
 
 #: Prefix of temporary upload files: hidden, and recognisable if a crash leaves one.
 TEMP_PREFIX: Final = ".framekit-upload-"
+
+
+class BodyStalled(FramekitError):
+    """A client stopped sending in the middle of a message body; the connection is closed."""
 
 
 class UploadDirectory:
@@ -56,7 +62,9 @@ class UploadDirectory:
             )
         return parent
 
-    async def receive_upload(self, name: str, message: IncomingMessage) -> Path:
+    async def receive_upload(
+        self, name: str, message: IncomingMessage, *, stall_timeout: float = math.inf
+    ) -> Path:
         """Write the body of ``message`` to ``name`` atomically.
 
         The message's decoder enforces the body's ``size`` and verifies its ``sha256``
@@ -67,6 +75,7 @@ class UploadDirectory:
         Raises:
             BadRequest: the name is unsafe or the header has no ``sha256``.
             ChecksumMismatch: the body does not match its ``sha256``; nothing was stored.
+            BodyStalled: no body bytes for ``stall_timeout`` seconds; nothing was stored.
         """
         try:
             if message.header.sha256 is None:
@@ -82,7 +91,13 @@ class UploadDirectory:
         tmp = Path(tmp_name)
         try:
             async with trio.wrap_file(os.fdopen(fd, "wb")) as out:
-                async for chunk in message:
+                while True:
+                    with trio.move_on_after(stall_timeout) as stall:
+                        chunk = await anext(message, None)
+                    if stall.cancelled_caught:
+                        raise BodyStalled(f"upload stalled: no data for {stall_timeout:g} s")
+                    if chunk is None:
+                        break
                     await out.write(chunk)
             await trio.to_thread.run_sync(os.replace, tmp, final)
         except BaseException:

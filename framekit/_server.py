@@ -20,7 +20,7 @@ from ._commands import CommandOutcome, run_command_streaming
 from ._connect import peer_name, serve_messages
 from ._echo import serve_tcp_echo
 from ._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooLarge, ProtocolError
-from ._files import UploadDirectory
+from ._files import BodyStalled, UploadDirectory
 from ._message_stream import IncomingMessage, MessageStream
 from ._protocol import (
     PROTOCOL_VERSION,
@@ -198,23 +198,23 @@ class _Connection:
         await self.stream.send_message(hello)
         if nonce is None:
             return True
+        answer = None
         with trio.move_on_after(config.handshake_timeout):
             answer = await self.stream.receive_message(max_body_size=0)
-            if answer.header.get("type") == "auth" and check_mac(
-                config.token or "", nonce, answer.header.get("mac")
-            ):
-                await self.stream.send_message({"type": "ready"})
-                return True
-            log.warning("authentication failed from %s", self.peer)
-            await trio.sleep(config.auth_failure_delay)
+        if answer is None:
+            log.warning("handshake timeout from %s", self.peer)
             await self.send_error(
-                ErrorCode.AUTH_FAILED, "wrong token: check FRAMEKIT_TOKEN / --token"
+                ErrorCode.TIMEOUT, f"no authentication within {config.handshake_timeout:g} s"
             )
             return False
-        log.warning("handshake timeout from %s", self.peer)
-        await self.send_error(
-            ErrorCode.TIMEOUT, f"no authentication within {config.handshake_timeout:g} s"
-        )
+        if answer.header.get("type") == "auth" and check_mac(
+            config.token or "", nonce, answer.header.get("mac")
+        ):
+            await self.stream.send_message({"type": "ready"})
+            return True
+        log.warning("authentication failed from %s", self.peer)
+        await trio.sleep(config.auth_failure_delay)  # slows down guessing
+        await self.send_error(ErrorCode.AUTH_FAILED, "wrong token: check FRAMEKIT_TOKEN / --token")
         return False
 
     async def run(self) -> None:
@@ -267,7 +267,13 @@ class _Connection:
                 f"of {config.max_stdin}",
                 ErrorCode.TOO_LARGE,
             )
-        stdin = await message.read_all(max_size=config.max_stdin)
+        stdin = b""
+        with trio.move_on_after(config.idle_timeout):
+            stdin = await message.read_all(max_size=config.max_stdin)
+        if len(stdin) != request.stdin_size:
+            raise BodyStalled(
+                f"the request's stdin did not arrive within {config.idle_timeout:g} s"
+            )
         with trio.move_on_after(config.queue_timeout) as queue_scope:
             await self.server.processes.acquire()
         if queue_scope.cancelled_caught:
@@ -398,7 +404,9 @@ class _Connection:
                     f"of {self.config.max_upload}",
                     ErrorCode.TOO_LARGE,
                 )
-            path = await uploads.receive_upload(request.name, message)
+            path = await uploads.receive_upload(
+                request.name, message, stall_timeout=self.config.idle_timeout
+            )
             log.info("%s put %s (%d bytes)", self.peer, request.name, request.size)
             await self.stream.send_message(
                 {
@@ -447,6 +455,9 @@ class _CommandServer:
             return
         try:
             await _Connection(self, stream, peer).run()
+        except BodyStalled as exc:
+            log.warning("%s stalled in the middle of a message: %s", peer, exc)
+            await _try_send_error(stream, ErrorCode.TIMEOUT, f"{exc}; closing")
         except (HeaderTooLarge, FrameTooLarge) as exc:
             log.warning("%s sent an oversized message: %s", peer, exc)
             await _try_send_error(stream, ErrorCode.TOO_LARGE, str(exc))

@@ -378,3 +378,24 @@ def test_compare_against_a_running_server() -> None:
     ways = {w["key"]: w for w in doc["ways"]}
     assert ways["framed"]["boundaries_kept"]
     assert sum(ways["raw"]["received"]) == sum(ways["raw"]["sent"])
+
+
+@pytest.mark.parametrize(
+    ("env", "coloured"),
+    [
+        ({}, False),  # not a terminal: plain text
+        ({"FORCE_COLOR": "1", "TERM": "xterm-256color"}, True),
+        ({"FORCE_COLOR": "1", "TERM": "xterm-256color", "NO_COLOR": "1"}, False),
+    ],
+)
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    env: dict[str, str], coloured: bool
+) -> None:
+    result = runner.invoke(app, ["compare", "--sleep", "0", "--burst", "0"], env=env)
+    assert result.exit_code == 0
+    assert ("\x1b[3" in result.output) is coloured  # SGR foreground colour codes
+
+
+def test_debug_shows_the_traceback(closed_port: int) -> None:
+    result = runner.invoke(app, ["--debug", "send", f"127.0.0.1:{closed_port}", "--", "true"])
+    assert isinstance(result.exception, framekit.ConnectError)

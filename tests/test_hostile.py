@@ -94,6 +94,13 @@ async def body_size_lies(host: str, port: int) -> None:
     await stream.aclose()
 
 
+async def stdin_stalls(host: str, port: int) -> None:
+    stream = await raw_connection(host, port)
+    header = MessageEncoder().header({"type": "run", "argv": ["cat"]}, size=1000)
+    await stream.send_all(header + b"part of the stdin, then nothing")
+    await expect_closed_with(stream, "timeout")
+
+
 async def silent(host: str, port: int) -> None:
     stream = await raw_connection(host, port)
     await expect_closed_with(stream, "timeout")  # idle_timeout in the fixture
@@ -118,6 +125,7 @@ HOSTILE: dict[str, Hostile] = {
     "non-JSON header": not_json,
     "header without size": header_without_size,
     "body shorter than its size then disconnect": body_size_lies,
+    "stdin body stalls half way": stdin_stalls,
     "connects and sends nothing": silent,
     "one byte at a time, never finishing": one_byte_per_tick,
 }
@@ -166,6 +174,26 @@ async def test_path_traversal_names_refused(nursery: trio.Nursery, tmp_path: Pat
     assert not (tmp_path / "stolen").exists()
     assert not (tmp_path / "evil.txt").exists()
     assert sorted(p.name for p in uploads.iterdir()) == ["escape"]
+
+
+async def test_stalled_upload_is_cut_and_leaves_nothing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    import hashlib
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    addrs = await start_server(nursery, upload_dir=uploads, idle_timeout=0.5)
+    async with good_client_running(addrs):
+        stream = await raw_connection(*addrs.tcp[0])
+        body = b"z" * 10_000
+        header = MessageEncoder().header(
+            {"type": "put", "name": "slow.bin", "sha256": hashlib.sha256(body).hexdigest()},
+            size=len(body),
+        )
+        await stream.send_all(header + body[:3000])  # then nothing
+        await expect_closed_with(stream, "timeout")
+    assert list(uploads.iterdir()) == []
 
 
 def test_struct_helper_sanity() -> None:
