@@ -3,26 +3,41 @@
 The process runs in a new session (so it leads its own process group). Whatever ends
 the command - normal exit, timeout, output limit, the client leaving, server shutdown -
 the whole group is killed afterwards, so nothing it started is left behind.
+
+Spawning and pipe I/O happen in a worker thread, one per running command (bounded by
+the server's process limit): ``fork``/``exec`` and the reads release the GIL, so several
+commands start in parallel and the Trio thread only forwards output. Measured here,
+this costs about half the CPU per command of spawning with ``trio.run_process``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import selectors
 import signal
 import subprocess
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 import trio
+
+from ._util import raise_single
 
 __all__ = ["CommandOutcome", "OutputSink", "kill_group", "run_command_streaming"]
 
 log = logging.getLogger("framekit.server")
 
 #: Bytes read from a pipe at once: the pipe's default capacity on Linux is 64 KiB.
-_PIPE_READ = 64 * 1024
+_PIPE_READ: Final = 64 * 1024
+#: How often the worker checks whether the leader exited while a background child still
+#: holds its pipes open (then the group is killed so the pipes reach end of file).
+_LEADER_POLL: Final = 0.05
+#: Command threads have their own limiter, so they never wait behind file I/O threads
+#: (the server's process limit is what bounds them).
+_THREADS = trio.CapacityLimiter(1024)
 
 Status = Literal["exited", "signaled", "timeout", "cancelled"]
 
@@ -75,6 +90,95 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
+@dataclass(slots=True)
+class _Run:
+    """What the worker thread and the Trio side share about one command."""
+
+    pid: int | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
+    truncated: bool = False
+    exited: threading.Event = field(default_factory=threading.Event)
+
+
+def _run_blocking(
+    args: Sequence[str] | str,
+    run: _Run,
+    *,
+    sink: OutputSink,
+    token: trio.lowlevel.TrioToken,
+    stdin: bytes,
+    shell: bool,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    max_output: int | None,
+) -> int:
+    """Worker thread: spawn, feed stdin, forward output, reap. Returns the exit status."""
+    proc = subprocess.Popen(
+        args,
+        shell=shell,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=cwd,
+        env=env,
+    )
+    run.pid = proc.pid
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        budget = max_output if max_output is not None else -1
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
+            selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
+            pending = memoryview(stdin)
+            if proc.stdin is not None:
+                os.set_blocking(proc.stdin.fileno(), False)
+                selector.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
+            leader_gone = False
+            while selector.get_map():
+                ready = selector.select(None if leader_gone else _LEADER_POLL)
+                if not ready and not leader_gone and proc.poll() is not None:
+                    # The leader exited but a background child holds the pipes open:
+                    # kill the rest of the group so they close.
+                    leader_gone = True
+                    kill_group(proc.pid)
+                for key, _ in ready:
+                    name = key.data
+                    if name == "stdin":
+                        try:
+                            pending = pending[os.write(key.fd, pending) :]
+                        except (BrokenPipeError, OSError):
+                            pending = pending[:0]  # it stopped reading: its business
+                        if not pending:
+                            selector.unregister(key.fileobj)
+                            key.fileobj.close()  # type: ignore[union-attr]
+                        continue
+                    data = os.read(key.fd, _PIPE_READ)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        continue
+                    run.counts[name] += len(data)
+                    if budget >= 0:
+                        if len(data) > budget:
+                            data = data[:budget]
+                            if not run.truncated:
+                                run.truncated = True
+                                kill_group(proc.pid)
+                        budget -= len(data)
+                    if data:
+                        trio.from_thread.run(sink, name, data, trio_token=token)
+        returncode = proc.wait()
+    finally:
+        kill_group(proc.pid)  # whatever is left of the group, on every path
+        if proc.poll() is None:
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        run.exited.set()
+    return returncode
+
+
 async def run_command_streaming(
     args: Sequence[str] | str,
     *,
@@ -89,77 +193,65 @@ async def run_command_streaming(
 ) -> CommandOutcome:
     """Run a command, passing its output to ``sink`` as it is produced.
 
-    If the caller is cancelled (client gone, server stopping), the group gets SIGTERM,
-    up to ``shutdown_grace`` seconds to exit, then SIGKILL; ``Cancelled`` propagates.
+    At ``timeout`` the group is killed and the status is ``timeout``. If the caller is
+    cancelled (client gone, server stopping), the group gets SIGTERM, up to
+    ``shutdown_grace`` seconds to exit, then SIGKILL; ``Cancelled`` propagates once the
+    command is gone.
 
     Raises:
         OSError: the program could not be started (not found, not executable).
     """
     start = trio.current_time()
-    proc = await trio.lowlevel.open_process(
-        args,
-        shell=shell,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        cwd=cwd,
-        env=env,
-    )
-    counts = {"stdout": 0, "stderr": 0}
-    state = {"truncated": False}
-    budget = [max_output if max_output is not None else -1]
+    run = _Run()
+    timed_out = False
+    done = False
+    token = trio.lowlevel.current_trio_token()
 
-    async def pump(pipe: trio.abc.ReceiveStream, name: str) -> None:
-        while True:
-            data = bytes(await pipe.receive_some(_PIPE_READ))
-            if not data:
-                return
-            counts[name] += len(data)
-            if budget[0] >= 0:
-                if len(data) > budget[0]:
-                    data = data[: budget[0]]
-                    state["truncated"] = True
-                budget[0] -= len(data)
-            if data:
-                await sink(name, data)
-            if state["truncated"]:
-                kill_group(proc.pid)
-                return
-
-    async def feed(pipe: trio.abc.SendStream) -> None:
+    async def watchdog() -> None:
+        nonlocal timed_out
         try:
-            await pipe.send_all(stdin)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the program did not read all of its stdin; that is its business
-        finally:
-            await pipe.aclose()
+            await trio.sleep(timeout if timeout is not None else float("inf"))
+        except trio.Cancelled:
+            if not done and run.pid is not None:
+                with trio.CancelScope(shield=True):  # the caller is going away
+                    kill_group(run.pid, signal.SIGTERM)
+                    with trio.move_on_after(shutdown_grace):
+                        await trio.to_thread.run_sync(
+                            run.exited.wait, abandon_on_cancel=True, limiter=_THREADS
+                        )
+                    kill_group(run.pid)
+            raise
+        timed_out = True
+        if run.pid is not None:
+            kill_group(run.pid)
 
-    status: Status = "exited"
     try:
         async with trio.open_nursery() as nursery:
-            assert proc.stdout is not None and proc.stderr is not None
-            if proc.stdin is not None:
-                nursery.start_soon(feed, proc.stdin)
-            nursery.start_soon(pump, proc.stdout, "stdout")
-            nursery.start_soon(pump, proc.stderr, "stderr")
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as deadline:
-                await proc.wait()
-            if deadline.cancelled_caught:
-                status = "timeout"
-            # The leader is gone (or timed out): kill the rest of its group, which also
-            # closes any pipe a background child still held, so the pumps reach EOF.
-            kill_group(proc.pid)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            kill_group(proc.pid, signal.SIGTERM)
-            with trio.move_on_after(shutdown_grace):
-                await proc.wait()
-            kill_group(proc.pid)
-            await proc.wait()
-        raise
-    returncode = await proc.wait()
+            nursery.start_soon(watchdog)
+            try:
+                # Not cancellable on purpose: on cancellation the watchdog kills the group,
+                # the worker sees its pipes close, reaps the process and returns.
+                returncode = await trio.to_thread.run_sync(
+                    lambda: _run_blocking(
+                        args,
+                        run,
+                        sink=sink,
+                        token=token,
+                        stdin=stdin,
+                        shell=shell,
+                        cwd=cwd,
+                        env=env,
+                        max_output=max_output,
+                    ),
+                    limiter=_THREADS,
+                )
+            finally:
+                done = True
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise_single(group)  # the watchdog never fails: this is the worker's own error
     duration = trio.current_time() - start
+    status: Status = "timeout" if timed_out else "exited"
     sig: int | None = None
     code: int | None = returncode
     if returncode < 0:
@@ -173,7 +265,7 @@ async def run_command_streaming(
         returncode=code,
         signal=sig,
         duration=duration,
-        stdout_bytes=counts["stdout"],
-        stderr_bytes=counts["stderr"],
-        truncated=state["truncated"],
+        stdout_bytes=run.counts["stdout"],
+        stderr_bytes=run.counts["stderr"],
+        truncated=run.truncated,
     )

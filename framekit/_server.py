@@ -33,7 +33,7 @@ from ._protocol import (
     new_nonce,
     parse_request,
 )
-from ._udp import UdpEchoStats, serve_udp_echo
+from ._udp import SOCKET_BUFFER, UdpEchoStats, serve_udp_echo
 from ._version import __version__
 
 __all__ = [
@@ -49,6 +49,9 @@ log = logging.getLogger("framekit.server")
 
 #: The tutorials' port.
 DEFAULT_PORT: Final = 9999
+#: Seconds a command runs before the server starts watching its client for ``cancel``
+#: or a hang-up (see ``_Connection._run_process``).
+WATCH_AFTER: Final = 0.05
 
 
 class InsecureBindError(FramekitError):
@@ -63,6 +66,8 @@ class ServerConfig:
         host: address to bind, TCP and UDP (default loopback only).
         tcp_port: command server port (0: any free port).
         udp_port: echo server port (0: any free port; ``None``: no UDP echo).
+        udp_buffer: kernel buffer asked for the UDP echo socket (32 MiB holds a burst of
+            ~26,000 small datagrams; beyond ``net.core.rmem_max`` only root gets it).
         tcp_echo_port: a raw TCP echo port for ``framekit compare --tcp-echo`` (0: any
             free port; ``None``, the default: off).
         token: shared secret for the HMAC challenge; ``None`` disables authentication.
@@ -95,6 +100,7 @@ class ServerConfig:
     tcp_port: int = DEFAULT_PORT
     udp_port: int | None = DEFAULT_PORT
     tcp_echo_port: int | None = None
+    udp_buffer: int = SOCKET_BUFFER
     token: str | None = None
     insecure: bool = False
     ssl_context: ssl.SSLContext | None = None
@@ -268,20 +274,27 @@ class _Connection:
                 ErrorCode.TOO_LARGE,
             )
         stdin = b""
-        with trio.move_on_after(config.idle_timeout):
-            stdin = await message.read_all(max_size=config.max_stdin)
-        if len(stdin) != request.stdin_size:
-            raise BodyStalled(
-                f"the request's stdin did not arrive within {config.idle_timeout:g} s"
-            )
-        with trio.move_on_after(config.queue_timeout) as queue_scope:
-            await self.server.processes.acquire()
-        if queue_scope.cancelled_caught:
-            raise BadRequest(
-                f"all {config.max_processes} process slots stayed busy for "
-                f"{config.queue_timeout:g} s; try again later",
-                ErrorCode.BUSY,
-            )
+        if request.stdin_size:
+            with trio.move_on_after(config.idle_timeout):
+                stdin = await message.read_all(max_size=config.max_stdin)
+            if len(stdin) != request.stdin_size:
+                raise BodyStalled(
+                    f"the request's stdin did not arrive within {config.idle_timeout:g} s"
+                )
+        else:
+            await message.discard()  # no body: only the end-of-message event is pending
+        slots = self.server.processes
+        try:
+            slots.acquire_nowait()  # the common case: a slot is free, no timer needed
+        except trio.WouldBlock:
+            with trio.move_on_after(config.queue_timeout) as queue_scope:
+                await slots.acquire()
+            if queue_scope.cancelled_caught:
+                raise BadRequest(
+                    f"all {config.max_processes} process slots stayed busy for "
+                    f"{config.queue_timeout:g} s; try again later",
+                    ErrorCode.BUSY,
+                ) from None
         try:
             await self._run_process(request, stdin)
         finally:
@@ -315,7 +328,12 @@ class _Connection:
                     stop("gone")
 
             async def watch_client() -> None:
-                # While a command runs the client may only cancel it or hang up.
+                # While a command runs the client may only cancel it or hang up. Most
+                # commands end within a few milliseconds: watching only starts after
+                # WATCH_AFTER, which saves arming and cancelling a socket read for them
+                # (measured: ~0.2 ms of server CPU per request). A client that leaves
+                # earlier is still noticed, when the output or exit message fails.
+                await trio.sleep(WATCH_AFTER)
                 try:
                     incoming = await stream.receive_message_stream()
                     await incoming.discard()
@@ -513,7 +531,13 @@ async def serve(
         udp: list[tuple[str, int]] = []
         if config.udp_port is not None:
             udp = await nursery.start(
-                partial(serve_udp_echo, config.udp_port, host=config.host, stats=udp_stats)
+                partial(
+                    serve_udp_echo,
+                    config.udp_port,
+                    host=config.host,
+                    stats=udp_stats,
+                    buffer_size=config.udp_buffer,
+                )
             )
         tcp_echo: list[tuple[str, int]] = []
         if config.tcp_echo_port is not None:
