@@ -98,6 +98,26 @@ class _Run:
     counts: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
     truncated: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
+    aborted: bool = False  # output is no longer wanted: drop it, do not wait on the sink
+    delivering: set[trio.CancelScope] = field(default_factory=set)
+
+    def abort(self) -> None:
+        """Stop delivering output, including a delivery stuck on a peer that stopped reading."""
+        self.aborted = True
+        for scope in self.delivering:
+            scope.cancel()
+
+
+async def _deliver(run: _Run, sink: OutputSink, name: str, data: bytes) -> None:
+    """Runs in the Trio thread for the worker: one chunk to the sink, unless aborted."""
+    if run.aborted:
+        return
+    with trio.CancelScope() as scope:
+        run.delivering.add(scope)
+        try:
+            await sink(name, data)
+        finally:
+            run.delivering.discard(scope)
 
 
 def _run_blocking(
@@ -166,7 +186,7 @@ def _run_blocking(
                                 kill_group(proc.pid)
                         budget -= len(data)
                     if data:
-                        trio.from_thread.run(sink, name, data, trio_token=token)
+                        trio.from_thread.run(_deliver, run, sink, name, data, trio_token=token)
         returncode = proc.wait()
     finally:
         kill_group(proc.pid)  # whatever is left of the group, on every path
@@ -189,14 +209,15 @@ async def run_command_streaming(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     max_output: int | None = None,
-    shutdown_grace: float = 5.0,
+    shutdown_grace: float | Callable[[], float] = 5.0,
 ) -> CommandOutcome:
     """Run a command, passing its output to ``sink`` as it is produced.
 
     At ``timeout`` the group is killed and the status is ``timeout``. If the caller is
     cancelled (client gone, server stopping), the group gets SIGTERM, up to
     ``shutdown_grace`` seconds to exit, then SIGKILL; ``Cancelled`` propagates once the
-    command is gone.
+    command is gone. ``shutdown_grace`` may be a callable, asked at that moment (so the
+    caller can say 0 when its client vanished).
 
     Raises:
         OSError: the program could not be started (not found, not executable).
@@ -213,9 +234,11 @@ async def run_command_streaming(
             await trio.sleep(timeout if timeout is not None else float("inf"))
         except trio.Cancelled:
             if not done and run.pid is not None:
+                run.abort()  # nobody will read the output now
                 with trio.CancelScope(shield=True):  # the caller is going away
                     kill_group(run.pid, signal.SIGTERM)
-                    with trio.move_on_after(shutdown_grace):
+                    grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
+                    with trio.move_on_after(grace):
                         await trio.to_thread.run_sync(
                             run.exited.wait, abandon_on_cancel=True, limiter=_THREADS
                         )

@@ -49,6 +49,8 @@ log = logging.getLogger("framekit.server")
 
 #: The tutorials' port.
 DEFAULT_PORT: Final = 9999
+#: Environment variables never passed on to commands (the token must not leak to them).
+SECRET_ENV: Final = frozenset({"FRAMEKIT_TOKEN"})
 #: Seconds a command runs before the server starts watching its client for ``cancel``
 #: or a hang-up (see ``_Connection._run_process``).
 WATCH_AFTER: Final = 0.05
@@ -73,11 +75,14 @@ class ServerConfig:
         token: shared secret for the HMAC challenge; ``None`` disables authentication.
         insecure: allow a non-loopback ``host`` without a token.
         ssl_context: serve TLS with this server-side context.
-        allow: program names (argv[0], or basename) that may run; ``None`` allows any.
+        allow: the exact ``argv[0]`` values that may run (a bare name is looked up on
+            the server's PATH; list absolute paths to allow those); ``None`` allows any.
+            With an allowlist, shell strings are refused even with ``allow_shell``.
         allow_shell: accept ``shell`` command strings (run by ``/bin/sh -c``).
         upload_dir: directory for ``put``/``get``; ``None`` disables file transfer.
         workdir: working directory of commands (the server's choice, not the client's).
-        env: environment of commands (default: the server's own environment).
+        env: environment of commands (default: the server's own environment without
+            ``FRAMEKIT_TOKEN``).
         max_connections: simultaneous connections; more get ``busy``.
         max_processes: simultaneous commands; a request waits ``queue_timeout`` for a
             slot, then gets ``busy``.
@@ -263,7 +268,14 @@ class _Connection:
             )
         if config.allow is not None:
             program = request.program
-            if program not in config.allow and os.path.basename(program) not in config.allow:
+            if request.shell is not None:
+                raise BadRequest(
+                    "this server has an allowlist, which a shell string would bypass; send 'argv'",
+                    ErrorCode.NOT_ALLOWED,
+                )
+            # Exact match only: "echo" admits argv[0] "echo" (found on the server's
+            # PATH), not "./echo" or "/tmp/x/echo"; list absolute paths to allow them.
+            if program not in config.allow:
                 raise BadRequest(
                     f"program {program!r} is not in this server's allowlist", ErrorCode.NOT_ALLOWED
                 )
@@ -319,12 +331,19 @@ class _Connection:
                 nursery.cancel_scope.cancel()
 
             async def sink(name: str, data: bytes) -> None:
-                try:
-                    async with send_lock:
-                        await stream.send_message(
-                            {"type": "output", "id": request.id, "stream": name}, data
-                        )
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # A client that stops reading would block this send forever (and hold
+                # its process slot): after idle_timeout without progress it counts as
+                # gone, and the command is killed.
+                with trio.move_on_after(config.idle_timeout) as stalled:
+                    try:
+                        async with send_lock:
+                            await stream.send_message(
+                                {"type": "output", "id": request.id, "stream": name}, data
+                            )
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        stop("gone")
+                if stalled.cancelled_caught:
+                    log.warning("%s stopped reading output of request %r", self.peer, request.id)
                     stop("gone")
 
             async def watch_client() -> None:
@@ -351,10 +370,12 @@ class _Connection:
                         stdin=stdin,
                         shell=request.shell is not None,
                         cwd=config.workdir,
-                        env=config.env,
+                        env=self.server.command_env,
                         timeout=request.timeout or config.command_timeout,
                         max_output=config.max_output,
-                        shutdown_grace=config.shutdown_grace,
+                        # a vanished client's command is killed at once; on server
+                        # shutdown it gets SIGTERM and the grace period first
+                        shutdown_grace=lambda: 0 if ended_by == "gone" else config.shutdown_grace,
                     )
                 except OSError as exc:
                     start_error = exc
@@ -449,6 +470,12 @@ class _CommandServer:
         self.connections = 0
         self.processes = trio.Semaphore(config.max_processes)
         self.uploads = UploadDirectory(config.upload_dir) if config.upload_dir is not None else None
+        # Commands get the server's environment minus its own secret, unless told otherwise.
+        self.command_env: Mapping[str, str] = (
+            config.env
+            if config.env is not None
+            else {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        )
 
     async def handle(self, stream: MessageStream) -> None:
         peer = peer_name(stream.transport_stream)

@@ -399,3 +399,11 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
 def test_debug_shows_the_traceback(closed_port: int) -> None:
     result = runner.invoke(app, ["--debug", "send", f"127.0.0.1:{closed_port}", "--", "true"])
     assert isinstance(result.exception, framekit.ConnectError)
+
+
+def test_result_lines_are_not_wrapped_for_scripts(server: LiveServer, tmp_path: Path) -> None:
+    src = tmp_path / "a-rather-long-file-name-so-the-line-is-well-over-eighty-columns.bin"
+    src.write_bytes(b"x" * 100)
+    result = runner.invoke(app, ["send", server.tcp, "--put", str(src)])
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("stored"))
+    assert line.endswith("(verified)") and hashlib.sha256(b"x" * 100).hexdigest() in line

@@ -1,15 +1,22 @@
 """The docs show only Python that runs: every example is a file, and every file is run.
 
 Pages include examples with the snippets syntax (``--8<-- "docs/examples/x.py"`` inside a
-python fence), so the code a reader sees is the code executed here.
+python fence), so the code a reader sees is the code executed here. The tutorial's step
+scripts (``docs/tutorial/*.py``) follow the same rules; they are run, with their documented
+output checked, by ``test_tutorial_steps.py``. This module also checks the site around
+them: the ``compare`` picture, the generated CLI reference and the set-up commands.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from xml.etree import ElementTree
 
 import pytest
 
@@ -19,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES_DIR = DOCS / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
+TUTORIAL_DIR = DOCS / "tutorial"
+TUTORIAL_STEPS = sorted(TUTORIAL_DIR.glob("*.py"))
+#: Directories whose scripts pages may include: every script in them is run by a test.
+TESTED_DIRS = (EXAMPLES_DIR, TUTORIAL_DIR)
 PAGES = sorted(DOCS.rglob("*.md"))
 API_REFERENCE = DOCS / "reference" / "api.md"
 
@@ -27,7 +38,8 @@ PYTHON_LANGUAGES = {"python", "python3", "py", "py3", "pycon", "pyi"}
 #: An opening fence: indent, 3+ backticks or tildes, then the info string.
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 #: The only line a python fence may hold: a snippets include of an example file,
-#: optionally narrowed to lines or a section (``"docs/examples/x.py:3:10"``).
+#: optionally narrowed to lines or a section (``"docs/examples/x.py:3:10"``), or of a
+#: tutorial step (``"docs/tutorial/step1_x.py"``).
 INCLUDE = re.compile(r"""^-{1,3}8<-{1,3}\s+(["'])(?P<path>[^"':]+)(?::[\w-]+)*\1$""")
 
 
@@ -58,7 +70,7 @@ def python_fences(text: str) -> list[tuple[int, list[str]]]:
 
 
 def fence_problems(text: str) -> list[str]:
-    """Why each python fence in ``text`` is not solely includes of existing examples."""
+    """Why each python fence in ``text`` is not solely includes of tested scripts."""
     problems = []
     for line_number, body in python_fences(text):
         lines = [line.strip() for line in body if line.strip()]
@@ -69,14 +81,14 @@ def fence_problems(text: str) -> list[str]:
             if match is None:
                 problems.append(
                     f"line {line_number}: python fence contains code instead of an include "
-                    f'of a tested example (--8<-- "docs/examples/x.py"): {line!r}'
+                    f'of a tested script (--8<-- "docs/examples/x.py"): {line!r}'
                 )
                 continue
             path = (ROOT / match["path"]).resolve()
-            if path.parent != EXAMPLES_DIR or path.suffix != ".py" or not path.is_file():
+            if path.parent not in TESTED_DIRS or path.suffix != ".py" or not path.is_file():
                 problems.append(
-                    f"line {line_number}: {match['path']!r} is not an example file in "
-                    "docs/examples/ (only those are run by this test module)"
+                    f"line {line_number}: {match['path']!r} is not a tested script in "
+                    "docs/examples/ or docs/tutorial/ (only those are run by the tests)"
                 )
     return problems
 
@@ -111,8 +123,8 @@ def test_python_in_docs_is_only_included_examples(page: Path) -> None:
     assert not problems, f"{page.relative_to(ROOT)}:\n" + "\n".join(problems)
 
 
-def test_every_example_is_shown() -> None:
-    # An example no page includes is tested but invisible: probably a forgotten include.
+def test_every_example_and_tutorial_step_is_shown() -> None:
+    # A script no page includes is tested but invisible: probably a forgotten include.
     included = {
         (ROOT / match["path"]).resolve()
         for page in PAGES
@@ -120,8 +132,12 @@ def test_every_example_is_shown() -> None:
         for line in body
         if (match := INCLUDE.match(line.strip()))
     }
-    unused = [path.name for path in EXAMPLES if path.resolve() not in included]
-    assert not unused, f"examples not included by any page: {unused}"
+    unused = [
+        str(path.relative_to(DOCS))
+        for path in [*EXAMPLES, *TUTORIAL_STEPS]
+        if path.resolve() not in included
+    ]
+    assert not unused, f"scripts not included by any page: {unused}"
 
 
 def test_api_reference_documents_every_public_name() -> None:
@@ -154,5 +170,111 @@ def test_fence_check_catches_untested_python() -> None:
     problems = fence_problems(page)
     assert len(problems) == 3, problems
     assert "line 7: python fence contains code" in problems[0]
-    assert "'README.md' is not an example file" in problems[1]
+    assert "'README.md' is not a tested script" in problems[1]
     assert "line 17: empty python fence" in problems[2]
+
+
+# -- the site around the examples ------------------------------------------------------
+
+COMPARE_SVG = DOCS / "images" / "compare.svg"
+CLI_REFERENCE = DOCS / "reference" / "cli.md"
+CLI_HOOK = DOCS / "hooks" / "cli_reference.py"
+
+
+def load_cli_hook() -> ModuleType:
+    """The mkdocs hook, loaded by path as mkdocs loads it (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("cli_reference_hook", CLI_HOOK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_picture_is_an_svg_shown_on_the_pages() -> None:
+    # Made by `framekit compare --svg docs/images/compare.svg`; Home and the tutorial show it.
+    root = ElementTree.parse(COMPARE_SVG).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.get("class") == "rich-terminal"  # saved by rich, as `compare --svg` does
+    showing = {
+        page.relative_to(DOCS).as_posix()
+        for page in PAGES
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+\.svg)\)", page.read_text())
+        if (page.parent / target).resolve() == COMPARE_SVG.resolve()
+    }
+    assert {"index.md", "tutorial/index.md"} <= showing, showing
+
+
+def test_cli_reference_is_generated_from_the_typer_app() -> None:
+    # The page holds only a marker; the hook (registered in mkdocs.yml) renders the app.
+    assert "docs/hooks/cli_reference.py" in (ROOT / "mkdocs.yml").read_text()
+    page = CLI_REFERENCE.read_text()
+    hook = load_cli_hook()
+    assert len(hook.MARKER.findall(page)) == 1, "the CLI page needs exactly one marker"
+    rendered = hook.on_page_markdown(page)
+    assert not hook.MARKER.search(rendered)
+
+    import typer.main
+
+    from framekit_cli.app import app
+
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group, info_name="framekit")
+    commands = group.list_commands(ctx)  # type: ignore[attr-defined]
+    assert set(commands) >= {"compare", "serve", "send"}
+    for name in commands:
+        command = group.get_command(ctx, name)  # type: ignore[attr-defined]
+        section = rendered.split(f"## `framekit {name}`", 1)[1].split("\n## ", 1)[0]
+        for param in command.params:
+            for option in [*param.opts, *param.secondary_opts]:
+                if param.param_type_name == "option":
+                    assert f"{option}" in section, f"framekit {name}: {option} is not documented"
+        assert (command.help or "").splitlines()[0] in section
+
+
+def test_cli_reference_renders_help_details() -> None:
+    rendered = load_cli_hook().on_page_markdown(CLI_REFERENCE.read_text())
+    # Defaults and ranges come from click's help records, env vars too.
+    assert "`default: 1024`, `x>=1`" in rendered
+    assert "`env var: FRAMEKIT_TOKEN`" in rendered
+    # Examples from the docstrings become shell blocks; exit codes a table.
+    assert "```sh\nframekit compare\n" in rendered
+    assert "| 77 |" in rendered
+
+
+def test_home_states_the_same_setup_commands_as_the_readme() -> None:
+    def setup_block(text: str) -> str:
+        block = re.search(r"```sh\n(.*?)```", text, re.S)
+        assert block is not None
+        return block.group(1)
+
+    readme = (ROOT / "README.md").read_text()
+    home = (DOCS / "index.md").read_text()
+    assert setup_block(home) == setup_block(readme)
+
+
+#: ```console blocks that show a framekit command and what it printed.
+CLI_SESSION = re.compile(
+    r"^```console\n\$ (?P<command>framekit [^\n]*)\n(?P<output>.*?)^```$", re.M | re.S
+)
+CLI_SESSIONS = [
+    (page, match["command"], match["output"].splitlines())
+    for page in PAGES
+    for match in CLI_SESSION.finditer(page.read_text())
+]
+
+
+@pytest.mark.parametrize(
+    ("page", "command", "lines"),
+    CLI_SESSIONS,
+    ids=[f"{page.relative_to(DOCS)}: {command}" for page, command, _ in CLI_SESSIONS],
+)
+def test_documented_cli_sessions_match(page: Path, command: str, lines: list[str]) -> None:
+    # A documented `$ framekit ...` session is run (it must end by itself) and what it
+    # printed, stdout then stderr, must match line for line; "..." stands for any text.
+    args = [sys.executable, "-m", "framekit", *shlex.split(command)[1:]]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+    printed = (result.stdout + result.stderr).splitlines()
+    assert len(printed) == len(lines), f"{command} printed:\n{result.stdout}{result.stderr}"
+    for documented, actual in zip(lines, printed, strict=True):
+        pattern = ".*".join(re.escape(part) for part in documented.split("..."))
+        assert re.fullmatch(pattern, actual), f"documented {documented!r}, printed {actual!r}"

@@ -89,8 +89,9 @@ async def test_shell_only_when_enabled(nursery: trio.Nursery) -> None:
 
 
 async def test_allowlist(nursery: trio.Nursery) -> None:
-    addrs = await start_server(nursery, allow=frozenset({"echo"}))
+    addrs = await start_server(nursery, allow=frozenset({"echo", "/bin/echo"}))
     async with await connect(addrs) as client:
+        assert (await client.run(["echo", "ok"])).stdout == b"ok\n"
         assert (await client.run(["/bin/echo", "ok"])).stdout == b"ok\n"
         with pytest.raises(RemoteError, match="'cat' is not in this server's allowlist") as info:
             await client.run(["cat"])
@@ -389,3 +390,44 @@ async def test_raw_tcp_echo_half_closes_after_the_peer(nursery: trio.Nursery) ->
             while chunk := await stream.receive_some():
                 got += chunk
     assert got == b"x" * 100_000
+
+
+async def test_client_that_stops_reading_frees_its_slot_and_shutdown() -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as server_nursery:
+            addrs = await start_server(
+                server_nursery, max_processes=1, command_timeout=1, idle_timeout=1, queue_timeout=20
+            )
+            greedy = await connect(addrs)
+            # `yes` writes forever and this client never reads: its sends back up
+            await greedy.stream.send_message({"type": "run", "id": 1, "argv": ["yes"]})
+            async with await connect(addrs) as polite:
+                result = await polite.run(["echo", "my turn"])  # waits for the only slot
+            assert result.stdout == b"my turn\n"
+            server_nursery.cancel_scope.cancel()  # and shutdown does not hang on it
+        await greedy.aclose()
+
+
+async def test_allowlist_is_exact_and_refuses_shell(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery, allow=frozenset({"echo"}), allow_shell=True)
+    async with await connect(addrs) as client:
+        assert (await client.run(["echo", "ok"])).ok
+        for argv in (["./echo", "x"], ["/tmp/x/echo", "x"]):
+            with pytest.raises(RemoteError, match="not in this server's allowlist"):
+                await client.run(argv)
+        with pytest.raises(RemoteError, match="shell string would bypass") as info:
+            await client.run(shell="echo x && id")
+        assert info.value.code == "not_allowed"
+
+
+async def test_token_never_reaches_commands(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAMEKIT_TOKEN", "s3cret")
+    monkeypatch.setenv("FRAMEKIT_TEST_OTHER", "visible")
+    addrs = await start_server(nursery, token="s3cret")
+    async with await connect(addrs, token="s3cret") as client:
+        leaked = await client.run(["printenv", "FRAMEKIT_TOKEN"])
+        other = await client.run(["printenv", "FRAMEKIT_TEST_OTHER"])
+    assert leaked.returncode == 1 and leaked.stdout == b""
+    assert other.stdout == b"visible\n"

@@ -122,6 +122,7 @@ def fan_out_summary(results: list[framekit.HostResult]) -> Table:
     table.add_column("status")
     table.add_column("exit", justify="right")
     table.add_column("time", justify="right")
+    table.add_column("error")
     for r in results:
         if r.result is not None:
             style = "green" if r.result.ok else "red"
@@ -130,7 +131,8 @@ def fan_out_summary(results: list[framekit.HostResult]) -> Table:
                 Text(r.result.status, style=style),
                 Text(str(r.result.exit_code), style=style),
                 f"{r.result.duration * 1000:.1f} ms",
+                "",
             )
         else:
-            table.add_row(r.label, Text("error", style="red"), "-", str(r.error))
+            table.add_row(r.label, Text("error", style="red"), "-", "-", str(r.error))
     return table

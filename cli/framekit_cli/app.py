@@ -75,8 +75,9 @@ def _root(
 
 
 def _console(stderr: bool = False) -> Console:
-    # rich colours only on a terminal and honours NO_COLOR by itself.
-    return Console(stderr=stderr, highlight=False)
+    # rich colours only on a terminal and honours NO_COLOR by itself. soft_wrap: a line
+    # is never cut at the (assumed 80-column) width, so scripts can parse it.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _address(text: str, default_port: int) -> tuple[str, int]:
