@@ -18,13 +18,12 @@ import selectors
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import trio
-
-from ._util import raise_single
 
 __all__ = ["CommandOutcome", "OutputSink", "kill_group", "run_command_streaming"]
 
@@ -99,6 +98,7 @@ class _Run:
     truncated: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
     aborted: bool = False  # output is no longer wanted: drop it, do not wait on the sink
+    timed_out: bool = False
     delivering: set[trio.CancelScope] = field(default_factory=set)
 
     def abort(self) -> None:
@@ -131,8 +131,13 @@ def _run_blocking(
     cwd: str | os.PathLike[str] | None,
     env: Mapping[str, str] | None,
     max_output: int | None,
+    timeout: float | None,
 ) -> int:
-    """Worker thread: spawn, feed stdin, forward output, reap. Returns the exit status."""
+    """Worker thread: spawn, feed stdin, forward output, enforce the timeout, reap.
+
+    Returns the exit status. Everything that can block happens here, so the Trio side
+    needs no task of its own per command.
+    """
     proc = subprocess.Popen(
         args,
         shell=shell,
@@ -155,8 +160,16 @@ def _run_blocking(
                 os.set_blocking(proc.stdin.fileno(), False)
                 selector.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
             leader_gone = False
+            deadline = None if timeout is None else time.monotonic() + timeout
             while selector.get_map():
-                ready = selector.select(None if leader_gone else _LEADER_POLL)
+                wait = None if leader_gone else _LEADER_POLL
+                if deadline is not None and not run.timed_out:
+                    left = max(0.0, deadline - time.monotonic())
+                    wait = left if wait is None else min(wait, left)
+                ready = selector.select(wait)
+                if deadline is not None and not run.timed_out and time.monotonic() >= deadline:
+                    run.timed_out = True
+                    kill_group(proc.pid)  # the pipes now close; their output so far is sent
                 if not ready and not leader_gone and proc.poll() is not None:
                     # The leader exited but a background child holds the pipes open:
                     # kill the rest of the group so they close.
@@ -187,7 +200,14 @@ def _run_blocking(
                         budget -= len(data)
                     if data:
                         trio.from_thread.run(_deliver, run, sink, name, data, trio_token=token)
-        returncode = proc.wait()
+        # The pipes are closed, but the leader may still run (it closed its output).
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            returncode = proc.wait(remaining)
+        except subprocess.TimeoutExpired:
+            run.timed_out = True
+            kill_group(proc.pid)
+            returncode = proc.wait()
     finally:
         kill_group(proc.pid)  # whatever is left of the group, on every path
         if proc.poll() is None:
@@ -224,57 +244,38 @@ async def run_command_streaming(
     """
     start = trio.current_time()
     run = _Run()
-    timed_out = False
-    done = False
     token = trio.lowlevel.current_trio_token()
-
-    async def watchdog() -> None:
-        nonlocal timed_out
-        try:
-            await trio.sleep(timeout if timeout is not None else float("inf"))
-        except trio.Cancelled:
-            if not done and run.pid is not None:
-                run.abort()  # nobody will read the output now
-                with trio.CancelScope(shield=True):  # the caller is going away
-                    kill_group(run.pid, signal.SIGTERM)
-                    grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
-                    with trio.move_on_after(grace):
-                        await trio.to_thread.run_sync(
-                            run.exited.wait, abandon_on_cancel=True, limiter=_THREADS
-                        )
-                    kill_group(run.pid)
-            raise
-        timed_out = True
-        if run.pid is not None:
-            kill_group(run.pid)
-
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watchdog)
-            try:
-                # Not cancellable on purpose: on cancellation the watchdog kills the group,
-                # the worker sees its pipes close, reaps the process and returns.
-                returncode = await trio.to_thread.run_sync(
-                    lambda: _run_blocking(
-                        args,
-                        run,
-                        sink=sink,
-                        token=token,
-                        stdin=stdin,
-                        shell=shell,
-                        cwd=cwd,
-                        env=env,
-                        max_output=max_output,
-                    ),
-                    limiter=_THREADS,
-                )
-            finally:
-                done = True
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise_single(group)  # the watchdog never fails: this is the worker's own error
+        returncode = await trio.to_thread.run_sync(
+            lambda: _run_blocking(
+                args,
+                run,
+                sink=sink,
+                token=token,
+                stdin=stdin,
+                shell=shell,
+                cwd=cwd,
+                env=env,
+                max_output=max_output,
+                timeout=timeout,
+            ),
+            abandon_on_cancel=True,
+            limiter=_THREADS,
+        )
+    except trio.Cancelled:
+        # The worker is still running the command: end it, then wait for the worker.
+        run.abort()  # nobody will read the output now
+        with trio.CancelScope(shield=True):
+            if run.pid is not None:
+                kill_group(run.pid, signal.SIGTERM)
+                grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
+                with trio.move_on_after(grace):
+                    await _wait_exited(run)
+                kill_group(run.pid)
+            await _wait_exited(run)
+        raise
     duration = trio.current_time() - start
-    status: Status = "timeout" if timed_out else "exited"
+    status: Status = "timeout" if run.timed_out else "exited"
     sig: int | None = None
     code: int | None = returncode
     if returncode < 0:
@@ -292,3 +293,8 @@ async def run_command_streaming(
         stderr_bytes=run.counts["stderr"],
         truncated=run.truncated,
     )
+
+
+async def _wait_exited(run: _Run) -> None:
+    """Wait (cancellably) until the worker of ``run`` has reaped its process."""
+    await trio.to_thread.run_sync(run.exited.wait, abandon_on_cancel=True, limiter=_THREADS)

@@ -1,0 +1,712 @@
+"""Commands per second: framekit's command server against local spawning and a threaded server.
+
+Usage:
+    .venv/bin/python bench/commands.py [--quick] [--repeat N] [--commands N]
+                                       [--arrangement processes|threads] [--only NAME,...]
+                                       [--json OUT] [--markdown] [--load JSON]
+
+Every case runs ``true`` a fixed number of times and reports commands/s (the median of
+``--repeat`` runs; each run is timed from the first command's start to the last one's
+end, over all clients):
+
+* ``subprocess``: ``subprocess.run(["true"])`` in a loop, in a worker process.
+* ``trio-run-process``: ``await trio.run_process(["true"])``, 1 task, and 8 concurrent
+  tasks, in a worker process.
+* ``threaded-server``: a tutorial-style server done competently, in its own process:
+  ``socketserver.ThreadingTCPServer`` (a thread per connection) that reads a
+  length-prefixed JSON argv, runs ``subprocess.run(argv, shell=False,
+  capture_output=True)`` and answers with one length-prefixed reply (return code +
+  output). Clients are blocking sockets on persistent connections.
+* ``framekit-server``: ``framekit.serve`` in its own process (defaults: no token,
+  loopback, ``max_processes`` 32). Clients are ``framekit.Client`` on persistent
+  connections, ``await client.run(["true"])`` in a loop, each result checked ``ok``.
+
+Both servers get the same client arrangement. With ``--arrangement processes`` (the
+default) each of the 8 connections is driven by its own client process, so neither
+server is held back by a client sharing one interpreter (and one GIL) with seven
+others; ``--arrangement threads`` puts all 8 connections in one client process instead
+(8 threads for the blocking client, 8 Trio tasks for framekit). Each client runs a few
+unmeasured commands when it connects, so connection set-up and first-use costs stay out
+of the figures. The machine running the benchmark also runs every client, so on a
+small machine the figures include the clients' CPU share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import socketserver
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    CaseError,
+    Worker,
+    Workers,
+    cpu_seconds,
+    emit,
+    exit_on_eof,
+    guarded,
+    limit_lifetime,
+    read_command,
+    source_state,
+    wait_for_quiet,
+)
+from framing import environment, fmt, markdown_table, text_table
+
+SCRIPT = str(Path(__file__).resolve())
+COMMAND = ["true"]
+CLIENTS = 8
+WARMUP = 5  # unmeasured commands per connection when it opens
+#: Lifetime of any worker process, whatever happens.
+WORKER_LIFETIME = 1800
+
+PREFIX = struct.Struct("!I")
+#: The threaded server's reply: return code, then the length of stdout + stderr.
+REPLY = struct.Struct("!iI")
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    kind: str  # "local" (one worker runs the commands) or "server" (server + clients)
+    description: str
+    reference: dict[int, float]  # the issue's medians, by concurrency
+
+
+IMPLS = {
+    impl.name: impl
+    for impl in [
+        Impl("subprocess", "local", 'local `subprocess.run(["true"])` loop', {1: 1090}),
+        Impl(
+            "trio-run-process",
+            "local",
+            'local `await trio.run_process(["true"])`, 1 task / 8 concurrent tasks',
+            {1: 650, 8: 910},
+        ),
+        Impl(
+            "threaded-server",
+            "server",
+            "tutorial-style ThreadingTCPServer: length-prefixed argv, "
+            "`subprocess.run(argv, capture_output=True)`, length-prefixed reply",
+            {8: 1300},
+        ),
+        Impl(
+            "framekit-server",
+            "server",
+            "framekit.serve (own process); framekit.Client `run(['true'])` per command",
+            {},
+        ),
+    ]
+}
+CONCURRENCY = {"subprocess": (1,)}  # everything else runs at 1 and at CLIENTS
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    impl: str
+    conc: int
+    peer: str
+    peer_conc: int
+    threshold: float
+
+
+TARGETS = (
+    Target(
+        "8 clients vs threaded server, 8 clients", "framekit-server", 8, "threaded-server", 8, 1.0
+    ),
+    Target("1 client vs local trio.run_process", "framekit-server", 1, "trio-run-process", 1, 0.8),
+)
+#: Shown for context, not targets.
+CONTEXT = (
+    ("8 clients vs local trio.run_process x8", "framekit-server", 8, "trio-run-process", 8),
+    ("1 client vs threaded server, 1 client", "framekit-server", 1, "threaded-server", 1),
+    ("1 client vs local subprocess.run", "framekit-server", 1, "subprocess", 1),
+)
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    """Exactly ``n`` bytes, or ``None`` at a clean EOF before the first byte."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            if buf:
+                raise ConnectionError(f"EOF after {len(buf)} of {n} bytes")
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+class ThreadedCommandHandler(socketserver.BaseRequestHandler):
+    """One thread per connection: request = prefix + JSON argv; reply = rc, size, output."""
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            head = recv_exactly(sock, PREFIX.size)
+            if head is None:
+                return
+            body = recv_exactly(sock, PREFIX.unpack(head)[0])
+            if body is None:
+                return
+            argv = json.loads(body)
+            try:
+                done = subprocess.run(argv, shell=False, capture_output=True, check=False)
+                rc, output = done.returncode, done.stdout + done.stderr
+            except OSError as exc:
+                rc, output = 127, str(exc).encode()
+            sock.sendall(REPLY.pack(rc, len(output)) + output)
+
+
+class ThreadedCommandServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+def run_server(impl: str) -> None:
+    if impl == "threaded-server":
+        server = ThreadedCommandServer(("127.0.0.1", 0), ThreadedCommandHandler)
+        exit_on_eof()
+        emit(f"PORT {server.server_address[1]}")
+        server.serve_forever()
+        return
+
+    import trio
+
+    import framekit
+
+    async def main() -> None:
+        config = framekit.ServerConfig(host="127.0.0.1", tcp_port=0, udp_port=None)
+        async with trio.open_nursery() as nursery:
+            addresses = await nursery.start(framekit.serve, config)
+            emit(f"PORT {addresses.tcp[0][1]}")
+
+    exit_on_eof()
+    trio.run(main)
+
+
+def blocking_command(sock: socket.socket, request: bytes) -> int:
+    sock.sendall(request)
+    head = recv_exactly(sock, REPLY.size)
+    if head is None:
+        raise ConnectionError("the server closed the connection")
+    rc, size = REPLY.unpack(head)
+    if size and recv_exactly(sock, size) is None:
+        raise ConnectionError("the server closed the connection")
+    return int(rc)
+
+
+def split(count: int, parts: int) -> list[int]:
+    """``count`` shared as evenly as possible among ``parts``."""
+    return [count // parts + (i < count % parts) for i in range(parts)]
+
+
+def blocking_loop(sock: socket.socket, request: bytes, n: int, failures: list[int]) -> None:
+    for _ in range(n):
+        if blocking_command(sock, request) != 0:
+            failures.append(1)
+
+
+def run_threaded_clients(port: int, conns: int) -> None:
+    body = json.dumps(COMMAND).encode()
+    request = PREFIX.pack(len(body)) + body
+    socks = []
+    for _ in range(conns):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(WARMUP):
+            blocking_command(sock, request)
+        socks.append(sock)
+    emit("CONNECTED")
+    while words := read_command():
+        count = int(words[1])
+        failures: list[int] = []
+        t0 = time.monotonic()
+        if conns == 1:
+            blocking_loop(socks[0], request, count, failures)
+        else:
+            threads = [
+                threading.Thread(target=blocking_loop, args=(sock, request, n, failures))
+                for sock, n in zip(socks, split(count, conns), strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        t1 = time.monotonic()
+        result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
+        emit("RESULT " + json.dumps(result))
+
+
+def run_framekit_clients(port: int, conns: int) -> None:
+    import trio
+
+    import framekit
+
+    async def loop(client: framekit.Client, n: int, failures: list[int]) -> None:
+        for _ in range(n):
+            if not (await client.run(COMMAND)).ok:
+                failures.append(1)
+
+    async def main() -> None:
+        clients = []
+        try:
+            for _ in range(conns):
+                with trio.fail_after(60):
+                    client = await framekit.Client.connect("127.0.0.1", port)
+                clients.append(client)
+                for _ in range(WARMUP):
+                    await client.run(COMMAND)
+            emit("CONNECTED")
+            while words := await trio.to_thread.run_sync(read_command):
+                count = int(words[1])
+                failures: list[int] = []
+                t0 = time.monotonic()
+                async with trio.open_nursery() as nursery:
+                    for client, n in zip(clients, split(count, conns), strict=True):
+                        nursery.start_soon(loop, client, n, failures)
+                t1 = time.monotonic()
+                result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
+                emit("RESULT " + json.dumps(result))
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    trio.run(main)
+
+
+async def trio_local(count: int, conc: int) -> tuple[float, float]:
+    import trio
+
+    async def loop(n: int) -> None:
+        for _ in range(n):
+            await trio.run_process(COMMAND)  # check=True: a failure raises
+
+    await trio.run_process(COMMAND)  # warm up trio's process machinery
+    t0 = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        for n in split(count, conc):
+            nursery.start_soon(loop, n)
+    return t0, time.monotonic()
+
+
+def run_local(impl: str, conc: int) -> None:
+    if impl != "subprocess":
+        import trio  # before the first run, so no run pays for the import
+    while words := read_command():
+        count = int(words[1])
+        failures = 0
+        if impl == "subprocess":
+            t0 = time.monotonic()
+            for _ in range(count):
+                if subprocess.run(COMMAND, check=False).returncode != 0:
+                    failures += 1
+            t1 = time.monotonic()
+        else:
+            t0, t1 = trio.run(trio_local, count, conc)
+        emit("RESULT " + json.dumps({"count": count, "t0": t0, "t1": t1, "failures": failures}))
+
+
+def worker_main(argv: list[str]) -> None:
+    """``worker local IMPL CONC`` | ``worker server IMPL`` | ``worker client IMPL PORT CONNS``."""
+    limit_lifetime(WORKER_LIFETIME)
+    role, impl = argv[0], argv[1]
+    if role == "local":
+        run_local(impl, int(argv[2]))
+    elif role == "server":
+        run_server(impl)
+    elif impl == "threaded-server":
+        run_threaded_clients(int(argv[2]), int(argv[3]))
+    else:
+        run_framekit_clients(int(argv[2]), int(argv[3]))
+
+
+# -- driver ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    impl: str
+    conc: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.impl} x{self.conc}"
+
+
+def trial(
+    clients: list[Worker], count: int, timeout: float, server: Worker | None
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    watched = ([server] if server is not None else []) + clients
+    cpu_before = [cpu_seconds(w.proc.pid) for w in watched]
+    for worker, n in zip(clients, split(count, len(clients)), strict=True):
+        worker.send(f"RUN {n}")
+    results = [json.loads(w.expect("RESULT", deadline)) for w in clients]
+    cpu_after = [cpu_seconds(w.proc.pid) for w in watched]
+    failures = sum(r["failures"] for r in results)
+    if failures:
+        raise CaseError(f"{failures} of {count} commands failed")
+    elapsed = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+    if elapsed <= 0:
+        raise CaseError(f"nothing measured: {results}")
+    used = [
+        None if a is None or b is None else a - b
+        for a, b in zip(cpu_after, cpu_before, strict=True)
+    ]
+    server_used, client_used = (used[0], used[1:]) if server is not None else (None, used)
+    per_command = {
+        "server_cpu_ms": None if server_used is None else server_used / count * 1e3,
+        "client_cpu_ms": None if None in client_used else sum(client_used) / count * 1e3,
+    }
+    return {"count": count, "elapsed": elapsed, "cps": count / elapsed, **per_command}
+
+
+class Setup:
+    """The worker processes of one case, started once and used by every round."""
+
+    def __init__(self, case: Case, arrangement: str, workers: Workers) -> None:
+        impl = IMPLS[case.impl]
+        self.server: Worker | None = None
+        if impl.kind == "local":
+            args = ["worker", "local", case.impl, str(case.conc)]
+            self.clients = [workers.start(case.key, SCRIPT, args)]
+            return
+        self.server = workers.start(f"{case.key} server", SCRIPT, ["worker", "server", case.impl])
+        port = self.server.expect("PORT", time.monotonic() + 30)
+        layout = [1] * case.conc if arrangement == "processes" else [case.conc]
+        self.clients = [
+            workers.start(
+                f"{case.key} client {i}", SCRIPT, ["worker", "client", case.impl, port, str(n)]
+            )
+            for i, n in enumerate(layout)
+        ]
+        deadline = time.monotonic() + 60
+        for worker in self.clients:
+            worker.expect("CONNECTED", deadline)
+
+    @property
+    def pids(self) -> list[int]:
+        workers = ([self.server] if self.server is not None else []) + self.clients
+        return [w.proc.pid for w in workers]
+
+
+def run_cases(
+    cases: list[Case], counts: dict[Case, int], args: argparse.Namespace, repeat: int
+) -> list[dict[str, Any]]:
+    """Every case's workers start first; then each round runs one trial of every case
+    (in a rotating order), so a burst of outside load hits all cases alike instead of
+    one case's every run."""
+    workers = Workers()
+    setups: dict[Case, Setup] = {}
+    errors: dict[Case, str] = {}
+    runs: dict[Case, list[dict[str, Any]]] = {case: [] for case in cases}
+    try:
+        for case in cases:
+            try:
+                setups[case] = Setup(case, args.arrangement, workers)
+            except CaseError as exc:
+                errors[case] = str(exc)
+                print(f"{case.key}: ERROR: {exc}", file=sys.stderr)
+        for rnd in range(repeat):
+            busy = wait_for_quiet(args.quiet, args.quiet_wait) if args.quiet < 1 else None
+            if busy is not None and busy > args.quiet:
+                print(f"warning: the machine is {busy:.0%} busy with other work", file=sys.stderr)
+            shift = rnd % len(cases)
+            for case in cases[shift:] + cases[:shift]:
+                if case in errors:
+                    continue
+                setup = setups[case]
+                t = time.monotonic()
+                try:
+                    r = guarded(
+                        partial(trial, setup.clients, counts[case], args.timeout, setup.server),
+                        setup.pids,
+                        args.max_interference,
+                        args.retries,
+                    )
+                except CaseError as exc:
+                    errors[case] = str(exc)
+                    print(f"[round {rnd + 1}] {case.key}: ERROR: {exc}", file=sys.stderr)
+                    continue
+                runs[case].append(r)
+                redo = f", redone {r['redone']}x" if r["redone"] else ""
+                other = r["interference"]
+                print(
+                    f"[round {rnd + 1}/{repeat}] {case.key}: {fmt(r['cps'])}/s "
+                    f"(cpu {cpu_cell(r)}; other load {fmt(other)} CPUs{redo}) "
+                    f"[{time.monotonic() - t:.1f}s]",
+                    file=sys.stderr,
+                )
+    finally:
+        workers.close()
+    results = []
+    for case in cases:
+        if case in errors:
+            results.append({"impl": case.impl, "conc": case.conc, "error": errors[case]})
+            continue
+        case_runs = runs[case]
+        results.append(
+            {
+                "impl": case.impl,
+                "conc": case.conc,
+                "count": counts[case],
+                "runs": case_runs,
+                "cps": statistics.median(r["cps"] for r in case_runs),
+                "server_cpu_ms": median_of(case_runs, "server_cpu_ms"),
+                "client_cpu_ms": median_of(case_runs, "client_cpu_ms"),
+                "interference_max": max(
+                    (r["interference"] for r in case_runs if r["interference"] is not None),
+                    default=None,
+                ),
+            }
+        )
+    return results
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def lookup(results: list[dict[str, Any]], impl: str, conc: int) -> dict[str, Any] | None:
+    for r in results:
+        if (r["impl"], r["conc"]) == (impl, conc):
+            return r
+    return None
+
+
+def cps(results: list[dict[str, Any]], impl: str, conc: int) -> float | None:
+    r = lookup(results, impl, conc)
+    return r["cps"] if r is not None and "cps" in r else None
+
+
+def check_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    checks = []
+    for t in TARGETS:
+        ours, peer = cps(results, t.impl, t.conc), cps(results, t.peer, t.peer_conc)
+        row: dict[str, Any] = {
+            "target": t.what,
+            "framekit": f"{t.impl} x{t.conc}",
+            "peer": f"{t.peer} x{t.peer_conc}",
+            "threshold": t.threshold,
+            "framekit_cps": ours,
+            "peer_cps": peer,
+        }
+        if ours is None or peer is None:
+            row.update(ratio=None, result="n/a")
+        else:
+            ratio = ours / peer
+            row.update(ratio=ratio, result="PASS" if ratio >= t.threshold else "FAIL")
+        checks.append(row)
+    for what, impl, conc, peer_name, peer_conc in CONTEXT:
+        ours, peer = cps(results, impl, conc), cps(results, peer_name, peer_conc)
+        checks.append(
+            {
+                "target": what,
+                "framekit": f"{impl} x{conc}",
+                "peer": f"{peer_name} x{peer_conc}",
+                "threshold": None,
+                "framekit_cps": ours,
+                "peer_cps": peer,
+                "ratio": None if ours is None or peer is None else ours / peer,
+                "result": "info",
+            }
+        )
+    return checks
+
+
+def cpu_cell(r: dict[str, Any] | None) -> str:
+    """``server / clients`` CPU ms per command (local cases: the spawning process's)."""
+    if r is None or "error" in r or r.get("client_cpu_ms") is None:
+        return "-"
+    if r.get("server_cpu_ms") is None:
+        return f"{r['client_cpu_ms']:.2f}"
+    return f"{r['server_cpu_ms']:.2f} / {r['client_cpu_ms']:.2f}"
+
+
+def results_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "implementation",
+        "x1 commands/s",
+        f"x{CLIENTS} commands/s",
+        "x1 CPU ms/cmd",
+        f"x{CLIENTS} CPU ms/cmd",
+        "issue's figures",
+    ]
+    rows = []
+    for name in dict.fromkeys(r["impl"] for r in results):
+        row = [name]
+        for conc in (1, CLIENTS):
+            r = lookup(results, name, conc)
+            row.append("ERROR" if r is not None and "error" in r else fmt(r and r["cps"]))
+        row += [cpu_cell(lookup(results, name, conc)) for conc in (1, CLIENTS)]
+        ref = IMPLS[name].reference
+        row.append(", ".join(f"x{c}: ~{v:,.0f}" for c, v in ref.items()) or "-")
+        rows.append(row)
+    return header, rows
+
+
+def target_rows(checks: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["target", "framekit", "peer", "ratio", "needed", "result"]
+    rows = [
+        [
+            c["target"],
+            f"{fmt(c['framekit_cps'])}/s ({c['framekit']})",
+            f"{fmt(c['peer_cps'])}/s ({c['peer']})",
+            "-" if c["ratio"] is None else f"{c['ratio']:.2f}x",
+            "-" if c["threshold"] is None else f">= {c['threshold']}x",
+            c["result"],
+        ]
+        for c in checks
+    ]
+    return header, rows
+
+
+def render(report: dict[str, Any], markdown: bool) -> str:
+    results, checks = report["results"], report["targets"]
+    out = []
+    if markdown:
+        out.append(markdown_table(*results_rows(results)))
+        out.append("")
+        out.append(markdown_table(*target_rows(checks), left=3))
+    else:
+        s = report["settings"]
+        out.append(
+            f"Commands/s running `true` (medians of {s['repeat']}; "
+            f"{s['commands']} commands per 8-client run, {s['commands_one']} per 1-client run; "
+            f"clients: {s['arrangement']})\n"
+        )
+        out.append(text_table(*results_rows(results)))
+        out.append(
+            "\nCPU ms/cmd: CPU time per command of the server process / of all client "
+            "processes together\n(local cases: of the process that spawns), from /proc.\n"
+        )
+        loads = [
+            f"{r['impl']} x{r['conc']} {fmt(r.get('interference_max'))}"
+            for r in results
+            if r.get("interference_max") is not None
+        ]
+        if loads:
+            out.append("Outside load, max CPUs other work took during a run: " + ", ".join(loads))
+            out.append("")
+        out.append("Targets (framekit / peer, same run)\n")
+        out.append(text_table(*target_rows(checks)))
+    errors = [r for r in results if "error" in r]
+    if errors:
+        out.append("\nERRORS")
+        out += [f"- {r['impl']} x{r['conc']}: {r['error']}" for r in errors]
+    return "\n".join(out)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2:])
+        return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer commands, one run per case")
+    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    parser.add_argument(
+        "--commands",
+        type=int,
+        help="commands per 8-client run (default 1600; quick 400); 1-client runs do half",
+    )
+    parser.add_argument(
+        "--arrangement",
+        choices=("processes", "threads"),
+        default="processes",
+        help="8 clients as 8 processes (default) or as 8 threads/tasks in one process",
+    )
+    parser.add_argument("--only", help="comma-separated implementations: " + ", ".join(IMPLS))
+    parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
+    parser.add_argument("--load", metavar="JSON", help="render a saved --json file, run nothing")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.15,
+        metavar="FRACTION",
+        help="before each case wait until other work keeps the CPUs below this busy "
+        "fraction (default 0.15; 1 disables)",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120.0, help="longest wait for quiet, seconds"
+    )
+    parser.add_argument(
+        "--max-interference",
+        type=float,
+        default=0.15,
+        metavar="CPUS",
+        help="redo a run during which other work took more than this many CPUs (default 0.15)",
+    )
+    parser.add_argument("--retries", type=int, default=3, help="redos allowed per run")
+    args = parser.parse_args()
+
+    if args.load:
+        report = json.loads(Path(args.load).read_text())
+        print(render(report, markdown=args.markdown))
+        return 0
+
+    names = list(IMPLS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in IMPLS]
+        if unknown:
+            parser.error(f"unknown implementation(s) {unknown}; choose from {list(IMPLS)}")
+    repeat = args.repeat or (1 if args.quick else 3)
+    commands = args.commands or (400 if args.quick else 1600)
+    commands_one = max(1, commands // 2)
+    cases = [Case(n, c) for n in names for c in CONCURRENCY.get(n, (1, CLIENTS))]
+
+    started = time.monotonic()
+    counts = {case: commands if case.conc > 1 else commands_one for case in cases}
+    results = run_cases(cases, counts, args, repeat)
+
+    report = {
+        "environment": {**environment(), "source": source_state()},
+        "settings": {
+            "repeat": repeat,
+            "commands": commands,
+            "commands_one": commands_one,
+            "arrangement": args.arrangement,
+            "max_interference": args.max_interference,
+            "quick": args.quick,
+            "only": names,
+        },
+        "implementations": {n: IMPLS[n].description for n in names},
+        "results": results,
+        "targets": check_targets(results),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    print()
+    print(render(report, markdown=False))
+    if args.markdown:
+        print()
+        print(render(report, markdown=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{len(cases)} cases in {report['wall_seconds']} s", file=sys.stderr)
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,657 @@
+"""Framing throughput and round trips: framekit side by side with other ways to frame TCP.
+
+Usage:
+    .venv/bin/python bench/framing.py [--quick] [--repeat N] [--json OUT] [--markdown]
+                                      [--only NAME,...] [--cases GROUP,...] [--load JSON]
+
+For every implementation in ``peers.py`` it measures one-way throughput (frames/s and
+MB/s of payload, 1 MB = 10**6 bytes) at payloads of 64 B, 1 KiB, 64 KiB and 4 MiB, and
+ping-pong round trips/s at 64 B, then checks framekit's targets against its peers.
+
+How:
+
+* Each case runs a receiver (the server) and a sender (the client) in two worker
+  processes over loopback TCP, pinned to two different CPUs. The receiver times from
+  the first frame it gets to the last, and checks it got exactly the frames that were
+  sent (count, bytes, sampled content, clean end of stream): a peer that mis-frames
+  fails the case instead of reporting a number. Ping-pong is timed by the client.
+* A short calibration trial scales each case's frame count so a run lasts about
+  ``--seconds``; every count is bounded, every wait has a timeout.
+* Cases that are compared with each other (same payload size) run interleaved: each
+  round runs one trial of every implementation, so a slow patch of the machine hits them
+  all. Each figure is the median of ``--repeat`` rounds.
+* A run during which other processes (or the hypervisor) took more than 5% of a CPU is
+  re-run once the machine is quiet again (up to ``--retries`` times, waiting up to 30 s
+  each time); one still disturbed is kept and reported, and left out of the median unless
+  every run of the case was disturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from peers import IMPLS, ONEWAY, PINGPONG
+
+PEERS_SCRIPT = Path(__file__).with_name("peers.py")
+FRAMING_CODE = ("framekit/_framed.py", "framekit/_codec.py", "framekit/_format.py")
+SIZES = (64, 1024, 64 * 1024, 4 * 1024 * 1024)
+PINGPONG_SIZE = 64
+LABELS = {64: "64 B", 1024: "1 KiB", 64 * 1024: "64 KiB", 4 * 1024 * 1024: "4 MiB"}
+#: Upper bounds on one trial, whatever the calibration says.
+MAX_FRAMES = 5_000_000
+MAX_BYTES = 2_500_000_000
+MAX_ROUND_TRIPS = 300_000
+MIN_FRAMES = 16
+#: A run is disturbed when other processes took more than this share of one CPU.
+DISTURBED = 0.05
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Case:
+    impl: str
+    mode: str
+    size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.impl} {self.mode} {LABELS[self.size]}"
+
+    @property
+    def cap(self) -> int:
+        if self.mode == PINGPONG:
+            return MAX_ROUND_TRIPS
+        return max(MIN_FRAMES, min(MAX_FRAMES, MAX_BYTES // self.size))
+
+    @property
+    def first_count(self) -> int:
+        """The calibration trial's count: short even for the slowest peer."""
+        if self.mode == PINGPONG:
+            return 300
+        return max(MIN_FRAMES, min(2000, (512 * 1024) // self.size))
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    impl: str
+    peer: str
+    mode: str
+    size: int
+    threshold: float
+
+
+def _target(what: str, impl: str, peer: str, size: int, threshold: float) -> Target:
+    return Target(what, impl, peer, ONEWAY, size, threshold)
+
+
+TARGETS = (
+    _target("64 B, one call per frame, vs Twisted", "framekit", "twisted", 64, 1.5),
+    _target("1 KiB, one call per frame, vs Twisted", "framekit", "twisted", 1024, 1.5),
+    _target(
+        "64 B, batch API, vs coalescing blocking pair", "framekit-batch", "blocking-bulk", 64, 0.9
+    ),
+    _target(
+        "1 KiB, batch API, vs coalescing blocking pair",
+        "framekit-batch",
+        "blocking-bulk",
+        1024,
+        0.9,
+    ),
+    _target("64 KiB frames vs raw Trio", "framekit-stream", "raw-trio", 64 << 10, 0.8),
+    _target("4 MiB frames vs raw Trio", "framekit-stream", "raw-trio", 4 << 20, 0.8),
+    Target("64 B ping-pong vs naive Trio", "framekit-stream", "trio-naive", PINGPONG, 64, 0.95),
+    Target("64 B ping-pong vs asyncio", "framekit-stream", "asyncio", PINGPONG, 64, 1.5),
+)
+
+
+class CaseError(Exception):
+    """A worker failed, timed out, or reported frames other than those sent."""
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+class Worker:
+    """One ``peers.py`` process, driven line by line."""
+
+    def __init__(self, role: str, case: Case, timeout: float, cpu: int | None) -> None:
+        self.name = f"{role} worker ({case.key})"
+        argv = [sys.executable, str(PEERS_SCRIPT), role, case.impl, case.mode, str(case.size)]
+        argv += [str(int(timeout) + 1), "-" if cpu is None else str(cpu)]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
+
+    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
+        for line in stream:
+            if is_stdout:
+                self.lines.put(line.rstrip("\n"))
+            else:
+                self.stderr.append(line)
+        if is_stdout:
+            self.lines.put(None)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise self.error(f"cannot write to it ({exc})") from None
+
+    def expect(self, word: str, deadline: float) -> str:
+        """The rest of the next line, which must start with ``word``."""
+        try:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise self.error(f"timed out waiting for {word}") from None
+        if line is None:
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            raise self.error(f"exited ({self.proc.returncode}) before {word}")
+        if not line.startswith(word):
+            raise self.error(f"said {line!r} instead of {word}")
+        return line[len(word) :].strip()
+
+    def error(self, what: str) -> CaseError:
+        time.sleep(0.1)  # let the stderr pump catch up
+        tail = "".join(self.stderr[-12:]).rstrip()
+        return CaseError(f"{self.name} {what}" + (f":\n{tail}" if tail else ""))
+
+    def close(self) -> None:
+        """Close its stdin (it exits on EOF); kill it if it does not within 5 s."""
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def cpu_ticks(pids: tuple[int, ...]) -> tuple[int, int] | None:
+    """Busy clock ticks of the whole machine (user, nice, system, steal) and of ``pids``
+    (all their threads), from /proc; None without /proc."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+        ours = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+            ours += int(stat[11]) + int(stat[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return fields[0] + fields[1] + fields[2] + fields[7], ours
+
+
+def wait_quiet(pids: tuple[int, ...], longest: float = 30.0) -> None:
+    """Wait (up to ``longest`` seconds) for half a second in which the rest of the
+    machine used less than ``DISTURBED`` of a CPU."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        before = cpu_ticks(pids)
+        time.sleep(0.5)
+        after = cpu_ticks(pids)
+        if not before or not after:
+            return
+        if (after[0] - before[0]) - (after[1] - before[1]) <= DISTURBED * 0.5 * TICKS:
+            return
+
+
+class Pair:
+    """A receiver and a sender worker for one case; runs trials over fresh connections."""
+
+    def __init__(self, case: Case, timeout: float, cpus: tuple[int, int] | None) -> None:
+        self.case = case
+        self.timeout = timeout
+        self.receiver = Worker("recv", case, timeout, cpus and cpus[1])
+        self.sender = Worker("send", case, timeout, cpus and cpus[0])
+        self.pids = (self.receiver.proc.pid, self.sender.proc.pid, os.getpid())
+        self.port = 0
+        self.count = 0
+        self.runs: list[dict[str, Any]] = []
+
+    def trial(self, count: int) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        if not self.port:
+            self.port = int(self.receiver.expect("PORT", deadline))
+        self.sender.send(f"RUN {self.port} {count}")
+        self.sender.expect("CONNECTED", deadline)
+        self.receiver.send(f"RUN {count}")
+        self.receiver.expect("READY", deadline)
+        before = cpu_ticks(self.pids)
+        self.sender.send("GO")
+        received = json.loads(self.receiver.expect("RESULT", deadline))
+        sent = json.loads(self.sender.expect("RESULT", deadline))
+        after = cpu_ticks(self.pids)
+        case = self.case
+        if case.mode == PINGPONG:
+            result = sent
+            if received.get("echoed") != count or sent.get("frames_total") != count:
+                raise CaseError(f"{case.key}: {count} round trips planned, got {sent}/{received}")
+        else:
+            result = received
+            if (result.get("frames_total"), result.get("bytes_total")) != (
+                count,
+                count * case.size,
+            ):
+                raise CaseError(f"{case.key}: {count} frames planned, receiver says {result}")
+        if result["elapsed"] <= 0:
+            raise CaseError(f"{case.key}: nothing measured ({result})")
+        run = {
+            "count": count,
+            "elapsed": result["elapsed"],
+            "fps": result["frames"] / result["elapsed"],
+            "mbps": result["bytes"] / result["elapsed"] / 1e6,
+        }
+        if before and after:  # CPU time the rest of the machine took meanwhile
+            run["foreign_cpu"] = ((after[0] - before[0]) - (after[1] - before[1])) / TICKS
+        return run
+
+    def calibrate(self, seconds: float) -> None:
+        """Pick the count for the measured runs: about ``seconds`` long, within the caps."""
+        case = self.case
+        count = case.first_count
+        for _ in range(8):  # grow the count until a trial takes measurable time
+            elapsed = self.trial(count)["elapsed"]
+            if elapsed >= min(0.05, seconds / 3) or count >= case.cap:
+                break
+            count = min(case.cap, int(count * min(50.0, max(2.0, 0.08 / elapsed))))
+        self.count = max(MIN_FRAMES, min(case.cap, int(count * seconds / elapsed)))
+
+    def measure(self, retries: int) -> None:
+        """One measured run, re-run (after a pause) while other load disturbed it."""
+        for attempt in range(retries + 1):
+            run = self.trial(self.count)
+            foreign = run.get("foreign_cpu", 0.0)
+            if foreign <= max(2 / TICKS, DISTURBED * run["elapsed"]):
+                break
+            run["disturbed"] = True
+            if attempt < retries:
+                log(f"  {self.case.key}: other load took {foreign:.2f} CPU-s meanwhile; again")
+                wait_quiet(self.pids)
+        self.runs.append(run)
+
+    def close(self) -> None:
+        self.sender.close()
+        self.receiver.close()
+
+
+def run_group(
+    cases: list[Case],
+    repeat: int,
+    seconds: float,
+    timeout: float,
+    cpus: tuple[int, int] | None,
+    retries: int,
+) -> list[dict[str, Any]]:
+    """Calibrate each case, then run ``repeat`` rounds of one trial of every case."""
+    pairs: dict[Case, Pair] = {}
+    errors: dict[Case, str] = {}
+
+    def attempt(case: Case, step: Callable[[Pair], object]) -> None:
+        if case not in errors:
+            try:
+                step(pairs[case])
+            except CaseError as exc:
+                errors[case] = str(exc)
+                pairs[case].close()
+                log(f"  {case.key}: ERROR: {exc}")
+
+    try:
+        for case in cases:
+            pairs[case] = Pair(case, timeout, cpus)
+        for case in cases:
+            attempt(case, lambda pair: pair.calibrate(seconds))
+        for _ in range(repeat):
+            for case in cases:
+                attempt(case, lambda pair: pair.measure(retries))
+    finally:
+        for pair in pairs.values():
+            pair.close()
+    results = []
+    for case in cases:
+        r: dict[str, Any] = {"impl": case.impl, "mode": case.mode, "size": case.size}
+        if case in errors:
+            r["error"] = errors[case]
+        else:
+            runs = pairs[case].runs
+            clean = [x for x in runs if not x.get("disturbed")] or runs
+            r.update(
+                count=pairs[case].count,
+                fps=statistics.median(x["fps"] for x in clean),
+                mbps=statistics.median(x["mbps"] for x in clean),
+                runs=runs,
+            )
+            each = ", ".join(fmt(x["fps"]) + ("*" if x.get("disturbed") else "") for x in runs)
+            log(f"  {case.key}: {fmt(r['fps'])}/s, {fmt(r['mbps'])} MB/s (runs: {each})")
+        results.append(r)
+    return results
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def pick_cpus() -> tuple[int, int] | None:
+    """Two CPUs to pin the sender and the receiver to, if there are two."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+def cases_for(names: list[str]) -> list[Case]:
+    cases = []
+    for size in SIZES:
+        for name in names:
+            sizes = IMPLS[name].sizes
+            if sizes is None or size in sizes:
+                cases.append(Case(name, ONEWAY, size))
+    cases += [Case(name, PINGPONG, PINGPONG_SIZE) for name in names if IMPLS[name].pingpong]
+    return cases
+
+
+def lookup(results: list[dict[str, Any]], impl: str, mode: str, size: int) -> dict[str, Any] | None:
+    for r in results:
+        if (r["impl"], r["mode"], r["size"]) == (impl, mode, size):
+            return r
+    return None
+
+
+def check_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    checks = []
+    for t in TARGETS:
+        ours = lookup(results, t.impl, t.mode, t.size)
+        peer = lookup(results, t.peer, t.mode, t.size)
+        row: dict[str, Any] = {
+            "target": t.what,
+            "framekit": t.impl,
+            "peer": t.peer,
+            "mode": t.mode,
+            "size": t.size,
+            "threshold": t.threshold,
+        }
+        if ours is None or peer is None or "fps" not in ours or "fps" not in peer:
+            row.update(framekit_fps=None, peer_fps=None, ratio=None, result="n/a")
+        else:
+            ratio = ours["fps"] / peer["fps"]
+            row.update(
+                framekit_fps=ours["fps"],
+                peer_fps=peer["fps"],
+                ratio=ratio,
+                result="PASS" if ratio >= t.threshold else "FAIL",
+            )
+        checks.append(row)
+    return checks
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def results_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    sizes = [s for s in SIZES if any((r["mode"], r["size"]) == (ONEWAY, s) for r in results)]
+    pingpong = any(r["mode"] == PINGPONG for r in results)
+    header = ["implementation"]
+    for size in sizes:
+        header += [f"{LABELS[size]} frames/s", f"{LABELS[size]} MB/s"]
+    if pingpong:
+        header.append(f"ping-pong {LABELS[PINGPONG_SIZE]} round trips/s")
+    rows = []
+    for name in dict.fromkeys(r["impl"] for r in results):
+        row = [name]
+        for size in sizes:
+            r = lookup(results, name, ONEWAY, size)
+            if r is not None and "error" in r:
+                row += ["ERROR", "ERROR"]
+            else:
+                row += [fmt(r and r["fps"]), fmt(r and r["mbps"])]
+        if pingpong:
+            r = lookup(results, name, PINGPONG, PINGPONG_SIZE)
+            row.append("ERROR" if r is not None and "error" in r else fmt(r and r["fps"]))
+        rows.append(row)
+    return header, rows
+
+
+def target_rows(checks: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["target", "framekit", "peer", "ratio", "needed", "result"]
+    rows = []
+    for c in checks:
+        unit = "round trips/s" if c["mode"] == PINGPONG else "frames/s"
+        rows.append(
+            [
+                c["target"],
+                f"{c['framekit']}: {fmt(c['framekit_fps'])} {unit}",
+                f"{c['peer']}: {fmt(c['peer_fps'])} {unit}",
+                ratio_text(c["ratio"], c["threshold"]),
+                f">= {c['threshold']}x",
+                c["result"],
+            ]
+        )
+    return header, rows
+
+
+def ratio_text(ratio: float | None, threshold: float) -> str:
+    """Two decimals, or three where two would round onto the threshold."""
+    if ratio is None:
+        return "-"
+    text = f"{ratio:.2f}"
+    if float(text) == threshold and ratio != threshold:
+        text = f"{ratio:.3f}"
+    return text + "x"
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = []
+    for i, row in enumerate([header, *rows]):
+        cells = [
+            cell.ljust(w) if j == 0 or not i else cell.rjust(w)
+            for j, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if not i:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("| " + " | ".join(":--" if j < left else "--:" for j in range(len(header))) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def notes(results: list[dict[str, Any]]) -> list[str]:
+    out = []
+    runs = [x for r in results for x in r.get("runs", [])]
+    disturbed = [
+        f"{r['impl']} {r['mode']} {LABELS[r['size']]}"
+        for r in results
+        for x in r.get("runs", [])
+        if x.get("disturbed")
+    ]
+    if disturbed:
+        out.append(
+            f"{len(disturbed)} of {len(runs)} runs were disturbed by other load even after "
+            f"retries (left out of the medians where the case had clean runs): "
+            f"{', '.join(dict.fromkeys(disturbed))}"
+        )
+    out += [
+        f"ERROR {r['impl']} {r['mode']} {LABELS[r['size']]}: {r['error']}"
+        for r in results
+        if "error" in r
+    ]
+    return out
+
+
+def render(report: dict[str, Any], markdown: bool) -> str:
+    results, checks = report["results"], report["targets"]
+    out = []
+    if markdown:
+        out.append(markdown_table(*results_rows(results)))
+        out.append("")
+        out.append(markdown_table(*target_rows(checks), left=3))
+        out.append("")
+        described = [[f"`{n}`", d] for n, d in report["implementations"].items()]
+        out.append(markdown_table(["implementation", "what it does"], described, left=2))
+    else:
+        out.append("Results (medians; MB = 10**6 payload bytes)\n")
+        out.append(text_table(*results_rows(results)))
+        out.append("\nTargets (framekit / peer, same run)\n")
+        out.append(text_table(*target_rows(checks)))
+    extra = notes(results)
+    if extra:
+        out.append("")
+        out += [f"- {line}" if markdown else line for line in extra]
+    return "\n".join(out)
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for dist in ("framekit", "trio", "anyio", "twisted"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    env: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": versions,
+    }
+    try:
+        git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
+
+        def run_git(*args: str) -> str:
+            out = subprocess.run([*git, *args], capture_output=True, text=True, check=True)
+            return out.stdout.strip()
+
+        env["commit"] = run_git("rev-parse", "--short", "HEAD")
+        # The code this benchmark exercises, and whether it differs from that commit.
+        env["framing_code_commit"] = run_git("log", "-1", "--format=%h", "--", *FRAMING_CODE)
+        env["framing_code_modified"] = bool(run_git("status", "--porcelain", "--", *FRAMING_CODE))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return env
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one short run per case (~40 s)")
+    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    parser.add_argument("--seconds", type=float, help="target length of a run (default 0.6)")
+    parser.add_argument("--only", help="comma-separated implementations: " + ", ".join(IMPLS))
+    parser.add_argument(
+        "--cases", help="comma-separated groups to run: 64B, 1KiB, 64KiB, 4MiB, pingpong"
+    )
+    parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
+    parser.add_argument("--load", metavar="JSON", help="render a saved --json file, run nothing")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per trial")
+    parser.add_argument(
+        "--retries", type=int, help="re-runs of a run disturbed by other load (default 3; quick 0)"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin workers to CPUs")
+    args = parser.parse_args()
+
+    if args.load:
+        report = json.loads(Path(args.load).read_text())
+        print(render(report, markdown=args.markdown))
+        return 0
+
+    names = list(IMPLS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in IMPLS]
+        if unknown:
+            parser.error(f"unknown implementation(s) {unknown}; choose from {list(IMPLS)}")
+    repeat = args.repeat or (1 if args.quick else 3)
+    seconds = args.seconds or (0.12 if args.quick else 0.6)
+    retries = args.retries if args.retries is not None else (0 if args.quick else 3)
+    cpus = None if args.no_pin else pick_cpus()
+    cases = cases_for(names)
+    if args.cases:
+        groups = {LABELS[size].replace(" ", ""): (ONEWAY, size) for size in SIZES}
+        groups["pingpong"] = (PINGPONG, PINGPONG_SIZE)
+        wanted = [g.strip() for g in args.cases.split(",") if g.strip()]
+        if not set(wanted) <= set(groups):
+            parser.error(f"--cases: choose from {', '.join(groups)}")
+        cases = [c for c in cases if (c.mode, c.size) in {groups[g] for g in wanted}]
+
+    env = environment()
+    started = time.monotonic()
+    results = []
+    for key in dict.fromkeys((c.mode, c.size) for c in cases):
+        group = [c for c in cases if (c.mode, c.size) == key]
+        what = "ping-pong" if key[0] == PINGPONG else "one-way"
+        log(f"{what} {LABELS[key[1]]}: {len(group)} implementations, {repeat} rounds")
+        results += run_group(group, repeat, seconds, args.timeout, cpus, retries)
+
+    report = {
+        "environment": env,
+        "settings": {
+            "repeat": repeat,
+            "seconds": seconds,
+            "retries": retries,
+            "quick": args.quick,
+            "pinned_cpus": cpus,
+        },
+        "implementations": {n: IMPLS[n].description for n in names},
+        "results": results,
+        "targets": check_targets(results),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    print()
+    print(render(report, markdown=False))
+    if args.markdown:
+        print()
+        print(render(report, markdown=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    log(f"\n{len(cases)} cases in {report['wall_seconds']} s")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
