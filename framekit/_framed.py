@@ -79,6 +79,9 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._closed = False
         self._send_broken = False
         self._sending = False  # a task is in send_all (the only place sending suspends)
+        self._pack = format.prefix_struct.pack
+        # payloads below this take send()'s hot path (within the limit, sent in one piece)
+        self._small_send = min(format.limit + 1, _SEPARATE_SEND_THRESHOLD)
         self._receiving = False  # a task is suspended in _fill()
         self._fast_calls = 0  # fast-path calls since the last cancellation check
 
@@ -116,11 +119,22 @@ class FramedStream(trio.abc.Channel[bytes]):
             trio.BrokenResourceError: the transport failed (or an earlier send broke off).
         """
         n = len(value)
-        prefix = self._encoder.prefix(n)  # checks the limit
-        if n >= _SEPARATE_SEND_THRESHOLD:
-            await self._send_bytes(prefix, value)
-        else:
-            await self._send_bytes(prefix + value)
+        if n >= self._small_send or self._sending or self._closed or self._send_broken:
+            prefix = self._encoder.prefix(n)  # checks the limit
+            if n >= _SEPARATE_SEND_THRESHOLD:
+                await self._send_bytes(prefix, value)
+            else:
+                await self._send_bytes(prefix + value)
+            return
+        # Hot path (request/response): one send_all, no extra coroutine layer.
+        self._sending = True
+        try:
+            await self.transport_stream.send_all(self._pack(n) + value)
+        except BaseException:
+            self._send_broken = True
+            raise
+        finally:
+            self._sending = False
 
     async def send_many(self, values: Iterable[BytesLike]) -> None:
         """Send many frames with one ``send_all`` (the batch form of :meth:`send`).
