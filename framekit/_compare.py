@@ -27,6 +27,7 @@ __all__ = [
     "CompareReport",
     "Piece",
     "WayResult",
+    "cycle_sizes",
     "run_compare",
 ]
 
@@ -191,6 +192,13 @@ def _lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_lists(v) for v in value]
     return value
+
+
+def cycle_sizes(sizes: Sequence[int], count: int) -> tuple[int, ...]:
+    """``count`` message sizes, going round ``sizes`` (for a longer experiment)."""
+    if count < 1 or not sizes:
+        raise ValueError("give at least one message size and a count of at least 1")
+    return tuple(sizes[i % len(sizes)] for i in range(count))
 
 
 def _messages(sizes: Sequence[int]) -> list[bytes]:

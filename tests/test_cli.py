@@ -407,3 +407,38 @@ def test_result_lines_are_not_wrapped_for_scripts(server: LiveServer, tmp_path: 
     result = runner.invoke(app, ["send", server.tcp, "--put", str(src)])
     line = next(ln for ln in result.output.splitlines() if ln.startswith("stored"))
     assert line.endswith("(verified)") and hashlib.sha256(b"x" * 100).hexdigest() in line
+
+
+def test_documented_compare_json_fields_match_the_output() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "reference" / "cli.md").read_text()
+    section = page[
+        page.index("### `framekit compare --json`") : page.index("### `framekit send --json`")
+    ]
+    doc = json.loads(
+        runner.invoke(app, ["compare", "--json", "--sleep", "0", "--burst", "5"]).output
+    )
+    for key in [*doc, *doc["options"], *doc["ways"][0], *doc["burst"]]:
+        assert f"`{key}`" in section, f"{key} is not documented"
+
+
+def test_compare_count_repeats_the_sizes() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--json",
+            "--size",
+            "10",
+            "--size",
+            "20",
+            "--count",
+            "5",
+            "--sleep",
+            "0",
+            "--burst",
+            "0",
+        ],
+    )
+    doc = json.loads(result.output)
+    assert doc["options"]["sizes"] == [10, 20, 10, 20, 10]
+    assert {w["key"]: w for w in doc["ways"]}["framed"]["received"] == [10, 20, 10, 20, 10]

@@ -89,3 +89,11 @@ def test_report_dict_is_json_ready() -> None:
 
     assert json.loads(json.dumps(doc)) == doc
     assert doc["schema"] == framekit.CompareReport.__dataclass_fields__["schema"].default
+
+
+def test_cycle_sizes() -> None:
+    from framekit._compare import cycle_sizes
+
+    assert cycle_sizes((1, 2, 3), 7) == (1, 2, 3, 1, 2, 3, 1)
+    with pytest.raises(ValueError, match="count of at least 1"):
+        cycle_sizes((1,), 0)

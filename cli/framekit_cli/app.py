@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 import framekit
+from framekit._compare import cycle_sizes
 
 from . import _render
 from ._exit import (
@@ -102,6 +103,12 @@ def compare(
             "--size", "-s", help="A message size in bytes (repeat; default 5 12 3000 7 40 600 1)."
         ),
     ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            help="Send this many messages, going round the sizes.", min=1, show_default=False
+        ),
+    ] = None,
     read_size: Annotated[
         int, typer.Option(help="The receiver's read size (the tutorials' recv(1024)).", min=1)
     ] = _COMPARE_DEFAULTS.read_size,
@@ -152,13 +159,16 @@ def compare(
 
       framekit compare --size 100 --size 5000 --nagle
 
+      framekit compare --size 100 --count 1000 --sleep 0
+
       framekit compare --json > result.json
 
       framekit compare --tcp-echo 127.0.0.1:7777 --udp-echo 127.0.0.1:9999
     """
     try:
+        sizes = tuple(size) if size else _COMPARE_DEFAULTS.sizes
         options = framekit.CompareOptions(
-            sizes=tuple(size) if size else _COMPARE_DEFAULTS.sizes,
+            sizes=cycle_sizes(sizes, count) if count else sizes,
             read_size=read_size,
             sleep=sleep,
             nodelay=not nagle,
