@@ -10,6 +10,8 @@ stdin reaches EOF, so nothing outlives the driver.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import queue
 import signal
@@ -301,3 +303,49 @@ def guarded(
             return result
         wait_for_quiet(0.15, 60.0)
     raise AssertionError("unreachable")
+
+
+def add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """The options ``commands.py`` and ``udp.py`` share: output, timeouts, quiet guards."""
+    parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
+    parser.add_argument("--load", metavar="JSON", help="render a saved --json file, run nothing")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.15,
+        metavar="FRACTION",
+        help=f"before each {what} wait until other work keeps the CPUs below this busy "
+        "fraction (default 0.15; 1 disables)",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120.0, help="longest wait for quiet, seconds"
+    )
+    parser.add_argument(
+        "--max-interference",
+        type=float,
+        default=0.15,
+        metavar="CPUS",
+        help="redo a run during which other work took more than this many CPUs (default 0.15)",
+    )
+    parser.add_argument("--retries", type=int, default=3, help="redos allowed per run")
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """A report saved with ``--json``."""
+    report: dict[str, Any] = json.loads(Path(path).read_text())
+    return report
+
+
+def selected(
+    parser: argparse.ArgumentParser, only: str | None, known: Sequence[str], what: str
+) -> list[str]:
+    """The names ``--only`` picked (all of ``known`` without it); unknown ones are an error."""
+    if not only:
+        return list(known)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        parser.error(f"unknown {what}(s) {unknown}; choose from {list(known)}")
+    return names

@@ -33,18 +33,17 @@ import datetime
 import json
 import os
 import platform
-import queue
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from _common import CaseError, Worker
 from peers import IMPLS, ONEWAY, PINGPONG
 
 PEERS_SCRIPT = Path(__file__).with_name("peers.py")
@@ -120,77 +119,14 @@ TARGETS = (
 )
 
 
-class CaseError(Exception):
-    """A worker failed, timed out, or reported frames other than those sent."""
-
-
 # -- worker processes ------------------------------------------------------------------------
 
 
-class Worker:
-    """One ``peers.py`` process, driven line by line."""
-
-    def __init__(self, role: str, case: Case, timeout: float, cpu: int | None) -> None:
-        self.name = f"{role} worker ({case.key})"
-        argv = [sys.executable, str(PEERS_SCRIPT), role, case.impl, case.mode, str(case.size)]
-        argv += [str(int(timeout) + 1), "-" if cpu is None else str(cpu)]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
-
-    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
-        for line in stream:
-            if is_stdout:
-                self.lines.put(line.rstrip("\n"))
-            else:
-                self.stderr.append(line)
-        if is_stdout:
-            self.lines.put(None)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-        except OSError as exc:
-            raise self.error(f"cannot write to it ({exc})") from None
-
-    def expect(self, word: str, deadline: float) -> str:
-        """The rest of the next line, which must start with ``word``."""
-        try:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise self.error(f"timed out waiting for {word}") from None
-        if line is None:
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-            raise self.error(f"exited ({self.proc.returncode}) before {word}")
-        if not line.startswith(word):
-            raise self.error(f"said {line!r} instead of {word}")
-        return line[len(word) :].strip()
-
-    def error(self, what: str) -> CaseError:
-        time.sleep(0.1)  # let the stderr pump catch up
-        tail = "".join(self.stderr[-12:]).rstrip()
-        return CaseError(f"{self.name} {what}" + (f":\n{tail}" if tail else ""))
-
-    def close(self) -> None:
-        """Close its stdin (it exits on EOF); kill it if it does not within 5 s."""
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+def peer_worker(role: str, case: Case, timeout: float, cpu: int | None) -> Worker:
+    """One ``peers.py`` process for ``case``, driven line by line."""
+    args = [role, case.impl, case.mode, str(case.size)]
+    args += [str(int(timeout) + 1), "-" if cpu is None else str(cpu)]
+    return Worker(f"{role} worker ({case.key})", str(PEERS_SCRIPT), args)
 
 
 def cpu_ticks(pids: tuple[int, ...]) -> tuple[int, int] | None:
@@ -229,8 +165,8 @@ class Pair:
     def __init__(self, case: Case, timeout: float, cpus: tuple[int, int] | None) -> None:
         self.case = case
         self.timeout = timeout
-        self.receiver = Worker("recv", case, timeout, cpus and cpus[1])
-        self.sender = Worker("send", case, timeout, cpus and cpus[0])
+        self.receiver = peer_worker("recv", case, timeout, cpus and cpus[1])
+        self.sender = peer_worker("send", case, timeout, cpus and cpus[0])
         self.pids = (self.receiver.proc.pid, self.sender.proc.pid, os.getpid())
         self.port = 0
         self.count = 0

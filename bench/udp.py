@@ -47,11 +47,14 @@ from _common import (
     CaseError,
     Worker,
     Workers,
+    add_run_options,
     cpu_seconds,
     emit,
     guarded,
     limit_lifetime,
+    load_report,
     read_command,
+    selected,
     serve_control,
     source_state,
     wait_for_quiet,
@@ -623,42 +626,14 @@ def main() -> int:
     parser.add_argument(
         "--mode", choices=("both", "rtt", "burst"), default="both", help="what to measure"
     )
-    parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
-    parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
-    parser.add_argument("--load", metavar="JSON", help="render a saved --json file, run nothing")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        default=0.15,
-        metavar="FRACTION",
-        help="before each server wait until other work keeps the CPUs below this busy "
-        "fraction (default 0.15; 1 disables)",
-    )
-    parser.add_argument(
-        "--quiet-wait", type=float, default=120.0, help="longest wait for quiet, seconds"
-    )
-    parser.add_argument(
-        "--max-interference",
-        type=float,
-        default=0.15,
-        metavar="CPUS",
-        help="redo a run during which other work took more than this many CPUs (default 0.15)",
-    )
-    parser.add_argument("--retries", type=int, default=3, help="redos allowed per run")
+    add_run_options(parser, "server")
     args = parser.parse_args()
 
     if args.load:
-        report = json.loads(Path(args.load).read_text())
-        print(render(report, markdown=args.markdown))
+        print(render(load_report(args.load), markdown=args.markdown))
         return 0
 
-    names = list(IMPLS)
-    if args.only:
-        names = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in IMPLS]
-        if unknown:
-            parser.error(f"unknown server(s) {unknown}; choose from {list(IMPLS)}")
+    names = selected(parser, args.only, list(IMPLS), "server")
     skipped = {}
     if "uvloop" in names and find_spec("uvloop") is None:
         names.remove("uvloop")
