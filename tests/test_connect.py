@@ -221,3 +221,37 @@ async def test_tls_handshake_without_answer_is_bounded(
     port = listeners[0].socket.getsockname()[1]
     with pytest.raises(ConnectError, match="got no answer within 10 s"):
         await open_framed_connection("127.0.0.1", port, ssl_context=client_ssl_context)
+
+
+async def test_gathered_sends_survive_partial_writes(nursery: trio.Nursery) -> None:
+    # 16 KiB..1 MiB frames go to a socket with one sendmsg; when the kernel takes only
+    # part (the reader is slow), the rest must follow in order.
+    got: list[bytes] = []
+    done = trio.Event()
+
+    async def slow_reader(channel: FramedStream) -> None:
+        await trio.sleep(0.2)  # let the sender fill the socket buffers first
+        async for payload in channel:
+            got.append(payload)
+        done.set()
+
+    [(host, port)] = await nursery.start(serve_framed, slow_reader, 0)
+    payloads = [bytes([i]) * (900_000 - i) for i in range(6)] + [b"x" * 20_000]
+    async with await open_framed_connection(host, port) as conn:
+        for p in payloads:
+            await conn.send(p)
+    with trio.fail_after(10):
+        await done.wait()
+    assert got == payloads
+
+
+async def test_gathered_send_to_a_vanished_peer_is_broken(nursery: trio.Nursery) -> None:
+    async def hang_up(channel: FramedStream) -> None:
+        pass  # closes at once
+
+    [(host, port)] = await nursery.start(serve_framed, hang_up, 0)
+    conn = await open_framed_connection(host, port)
+    with pytest.raises(trio.BrokenResourceError):  # noqa: PT012
+        for _ in range(100):  # the reset arrives after a send or two
+            await conn.send(b"z" * 50_000)
+    await conn.aclose()
