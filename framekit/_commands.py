@@ -6,8 +6,8 @@ the whole group is killed afterwards, so nothing it started is left behind.
 
 Spawning and pipe I/O happen in a worker thread, one per running command (bounded by
 the server's process limit): ``fork``/``exec`` and the reads release the GIL, so several
-commands start in parallel and the Trio thread only forwards output. Measured here,
-this costs about half the CPU per command of spawning with ``trio.run_process``.
+commands start in parallel and the Trio thread only forwards output. Measured here for
+``true``: ~0.6 ms of CPU per command, against ~0.85 ms for ``trio.run_process``.
 """
 
 from __future__ import annotations
