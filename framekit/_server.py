@@ -361,28 +361,26 @@ class _Connection:
                     return
                 stop("cancel" if incoming.header.get("type") == "cancel" else "pipelined")
 
-            async def run() -> None:
-                nonlocal outcome, start_error
-                try:
-                    outcome = await run_command_streaming(
-                        args,
-                        sink=sink,
-                        stdin=stdin,
-                        shell=request.shell is not None,
-                        cwd=config.workdir,
-                        env=self.server.command_env,
-                        timeout=request.timeout or config.command_timeout,
-                        max_output=config.max_output,
-                        # a vanished client's command is killed at once; on server
-                        # shutdown it gets SIGTERM and the grace period first
-                        shutdown_grace=lambda: 0 if ended_by == "gone" else config.shutdown_grace,
-                    )
-                except OSError as exc:
-                    start_error = exc
-                nursery.cancel_scope.cancel()
-
             nursery.start_soon(watch_client)
-            nursery.start_soon(run)
+            # The command runs in this task (one task fewer per request); stop() cancels
+            # it through the nursery's scope, which the nursery then absorbs.
+            try:
+                outcome = await run_command_streaming(
+                    args,
+                    sink=sink,
+                    stdin=stdin,
+                    shell=request.shell is not None,
+                    cwd=config.workdir,
+                    env=self.server.command_env,
+                    timeout=request.timeout or config.command_timeout,
+                    max_output=config.max_output,
+                    # a vanished client's command is killed at once; on server
+                    # shutdown it gets SIGTERM and the grace period first
+                    shutdown_grace=lambda: 0 if ended_by == "gone" else config.shutdown_grace,
+                )
+            except OSError as exc:
+                start_error = exc
+            nursery.cancel_scope.cancel()
         elapsed = trio.current_time() - start
         program = request.program
         if start_error is not None:
