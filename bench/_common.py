@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -349,3 +350,22 @@ def selected(
     if unknown:
         parser.error(f"unknown {what}(s) {unknown}; choose from {list(known)}")
     return names
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of ``key`` over the runs that have it (None if none has)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def publish(
+    report: dict[str, Any], render: Callable[..., str], markdown: bool, json_path: str | None
+) -> None:
+    """Print the report (and its markdown tables), and save it as JSON if asked."""
+    print()
+    print(render(report, markdown=False))
+    if markdown:
+        print()
+        print(render(report, markdown=True))
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")

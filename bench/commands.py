@@ -59,6 +59,8 @@ from _common import (
     guarded,
     limit_lifetime,
     load_report,
+    median_of,
+    publish,
     read_command,
     selected,
     source_state,
@@ -483,11 +485,6 @@ def run_cases(
     return results
 
 
-def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.median(values) if values else None
-
-
 def lookup(results: list[dict[str, Any]], impl: str, conc: int) -> dict[str, Any] | None:
     for r in results:
         if (r["impl"], r["conc"]) == (impl, conc):
@@ -672,13 +669,7 @@ def main() -> int:
         "targets": check_targets(results),
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    print()
-    print(render(report, markdown=False))
-    if args.markdown:
-        print()
-        print(render(report, markdown=True))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, render, args.markdown, args.json)
     print(f"\n{len(cases)} cases in {report['wall_seconds']} s", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0
 

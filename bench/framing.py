@@ -43,7 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _common import CaseError, Worker
+from _common import CaseError, Worker, publish
 from peers import IMPLS, ONEWAY, PINGPONG
 
 PEERS_SCRIPT = Path(__file__).with_name("peers.py")
@@ -578,13 +578,7 @@ def main() -> int:
         "targets": check_targets(results),
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    print()
-    print(render(report, markdown=False))
-    if args.markdown:
-        print()
-        print(render(report, markdown=True))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, render, args.markdown, args.json)
     log(f"\n{len(cases)} cases in {report['wall_seconds']} s")
     return 1 if any("error" in r for r in results) else 0
 
