@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import os
 import ssl
@@ -316,6 +315,7 @@ class Client:
         Raises:
             RemoteError: ``not_found``, ``not_allowed`` (downloads disabled), ...
             ChecksumMismatch: the body did not match its SHA-256; nothing was written.
+            FramekitError: the server sent the file without a SHA-256; nothing was written.
         """
         target = Path(local_path)
         async with self._lock:
@@ -323,6 +323,12 @@ class Client:
             await self.stream.send_message({"type": "get", "id": rid, "name": name})
             incoming = await self.stream.receive_message_stream()
             _raise_error(incoming.header)
+            if incoming.header.sha256 is None:
+                await incoming.discard()  # keep the connection in step, store nothing
+                raise FramekitError(
+                    f"the server sent {name!r} without its sha256 (protocol 1 requires it); "
+                    "nothing was written"
+                )
             fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
                 async with trio.wrap_file(os.fdopen(fd, "wb")) as f:
@@ -337,11 +343,8 @@ class Client:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
                 raise
-            return FileInfo(name, incoming.size, incoming.sha256 or _sha256_of(target))
-
-
-def _sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+            assert incoming.sha256 is not None  # verified against the header by now
+            return FileInfo(name, incoming.size, incoming.sha256)
 
 
 async def run_command(

@@ -282,6 +282,12 @@ async def _tcp_link(opts: CompareOptions) -> tuple[trio.SocketStream, trio.Socke
     return stream, stream
 
 
+async def _read_to_eof(stream: trio.SocketStream, read_size: int, reads: list[int]) -> None:
+    """The tutorials' receive loop: ``recv(read_size)`` until the peer closes."""
+    while chunk := await stream.receive_some(read_size):
+        reads.append(len(chunk))
+
+
 async def _raw(opts: CompareOptions, messages: list[bytes]) -> WayResult:
     sender, receiver = await _tcp_link(opts)
     reads: list[int] = []
@@ -290,8 +296,7 @@ async def _raw(opts: CompareOptions, messages: list[bytes]) -> WayResult:
         for m in messages:
             await sender.send_all(m)
         await sender.send_eof()
-        while chunk := await receiver.receive_some(opts.read_size):
-            reads.append(len(chunk))
+        await _read_to_eof(receiver, opts.read_size, reads)
     elapsed = time.perf_counter() - start
     return _stream_result(
         "raw",
@@ -311,11 +316,7 @@ async def _sleep(opts: CompareOptions, messages: list[bytes]) -> WayResult:
     start = time.perf_counter()
     async with sender, receiver, trio.open_nursery() as nursery:
 
-        async def receive() -> None:
-            while chunk := await receiver.receive_some(opts.read_size):
-                reads.append(len(chunk))
-
-        nursery.start_soon(receive)
+        nursery.start_soon(_read_to_eof, receiver, opts.read_size, reads)
         for m in messages:
             await sender.send_all(m)
             await trio.sleep(opts.sleep)
@@ -356,8 +357,7 @@ async def _ack(opts: CompareOptions, messages: list[bytes]) -> WayResult:
                 await sender.send_all(m)
                 reads.append(len(await sender.receive_some(opts.read_size)))
             await sender.send_eof()
-            while chunk := await receiver.receive_some(opts.read_size):
-                reads.append(len(chunk))
+            await _read_to_eof(receiver, opts.read_size, reads)
     elapsed = time.perf_counter() - start
     return _stream_result(
         "ack",

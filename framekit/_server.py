@@ -441,7 +441,7 @@ class _Connection:
                     f"of {self.config.max_upload}",
                     ErrorCode.TOO_LARGE,
                 )
-            path = await uploads.receive_upload(
+            await uploads.receive_upload(
                 request.name, message, stall_timeout=self.config.idle_timeout
             )
             log.info("%s put %s (%d bytes)", self.peer, request.name, request.size)
@@ -454,7 +454,6 @@ class _Connection:
                     "file_sha256": message.sha256,
                 }
             )
-            del path
             return
         await message.discard()
         real = uploads.resolve_for_get(request.name)

@@ -296,6 +296,8 @@ async def ping(
         raise ValueError(f"count must be at least 1, not {count}")
     replies: list[bytes | None] = []
     rtts: list[float] = []
+    # Each datagram goes out on a socket of its own (send_datagram): a late echo of a
+    # lost one then lands on a closed port instead of passing for the next one's echo.
     for seq in range(count):
         if seq:
             await trio.sleep(interval)

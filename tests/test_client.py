@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 
@@ -103,3 +105,21 @@ def test_exit_code_mirrors_remote(
 ) -> None:
     result = CommandResult(("x",), status, returncode, signal, b"", b"", 0.1, False, 0, 0)
     assert result.exit_code == code and result.ok is ok
+
+
+async def test_get_refuses_a_file_without_sha256(nursery: trio.Nursery, tmp_path: Path) -> None:
+    async def no_checksum(stream: trio.SocketStream) -> None:
+        messages = framekit.MessageStream(stream)
+        await messages.send_message({"type": "hello", "protocol": 1, "auth": "none"})
+        request = await messages.receive_message()
+        await messages.send_message(
+            {"type": "file", "id": request.header["id"], "name": "f"}, b"unverified"
+        )
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(trio.serve_tcp, no_checksum, 0)
+    port = listeners[0].socket.getsockname()[1]
+    async with await framekit.Client.connect("127.0.0.1", port) as client:
+        with pytest.raises(framekit.FramekitError, match="without its sha256"):
+            await client.get("f", tmp_path / "f")
+    assert list(tmp_path.iterdir()) == []

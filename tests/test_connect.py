@@ -178,14 +178,16 @@ async def test_refused_reason_is_spelled_out(closed_port: int) -> None:
         await open_framed_connection("127.0.0.1", closed_port)
 
 
+async def black_hole(host: str, port: int) -> trio.SocketStream:
+    """Stands in for trio.open_tcp_stream to a host that silently drops SYNs."""
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
 async def test_each_attempt_is_bounded(
     monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
 ) -> None:
-    # A host that silently drops SYNs would hold one connect for minutes.
-    async def black_hole(host: str, port: int) -> trio.SocketStream:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
+    # Such a host would hold one connect for minutes.
     monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
     start = trio.current_time()
     with pytest.raises(ConnectError, match=r"after 2 attempt\(s\).*no answer within 3 s"):
@@ -198,10 +200,6 @@ async def test_each_attempt_is_bounded(
 async def test_overall_timeout_cuts_a_slow_attempt(
     monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async def black_hole(host: str, port: int) -> trio.SocketStream:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
     monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
     start = trio.current_time()
     with pytest.raises(ConnectError):
