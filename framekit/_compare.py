@@ -315,7 +315,6 @@ async def _sleep(opts: CompareOptions, messages: list[bytes]) -> WayResult:
     reads: list[int] = []
     start = time.perf_counter()
     async with sender, receiver, trio.open_nursery() as nursery:
-
         nursery.start_soon(_read_to_eof, receiver, opts.read_size, reads)
         for m in messages:
             await sender.send_all(m)
