@@ -4,39 +4,35 @@ The process runs in a new session (so it leads its own process group). Whatever 
 the command - normal exit, timeout, output limit, the client leaving, server shutdown -
 the whole group is killed afterwards, so nothing it started is left behind.
 
-Spawning and pipe I/O happen in a worker thread, one per running command (bounded by
-the server's process limit): ``fork``/``exec`` and the reads release the GIL, so several
-commands start in parallel and the Trio thread only forwards output. Measured here for
-``true``: ~0.6 ms of CPU per command, against ~0.85 ms for ``trio.run_process``.
+Everything happens in the calling Trio task, with no worker thread: the process is
+started with ``subprocess.Popen`` in the Trio thread (as asyncio does; on Linux it is a
+``vfork``, so the loop pauses only until the program is exec'd), then one selector
+holding the command's pipes is awaited through its own file descriptor, so a single
+task forwards stdout and stderr, feeds stdin and watches the deadline. Measured here for
+``true``: a thread handoff per command cost more CPU than the spawn itself (see
+``docs/performance.md``).
 """
 
 from __future__ import annotations
 
-import logging
+import math
 import os
 import selectors
 import signal
 import subprocess
-import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import trio
 
 __all__ = ["CommandOutcome", "OutputSink", "kill_group", "run_command_streaming"]
 
-log = logging.getLogger("framekit.server")
-
 #: Bytes read from a pipe at once: the pipe's default capacity on Linux is 64 KiB.
 _PIPE_READ: Final = 64 * 1024
-#: How often the worker checks whether the leader exited while a background child still
+#: How often the loop checks whether the leader exited while a background child still
 #: holds its pipes open (then the group is killed so the pipes reach end of file).
 _LEADER_POLL: Final = 0.05
-#: Command threads have their own limiter, so they never wait behind file I/O threads
-#: (the server's process limit is what bounds them).
-_THREADS = trio.CapacityLimiter(1024)
 
 Status = Literal["exited", "signaled", "timeout", "cancelled"]
 
@@ -89,134 +85,114 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-@dataclass(slots=True)
-class _Run:
-    """What the worker thread and the Trio side share about one command."""
-
-    pid: int | None = None
-    counts: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
-    truncated: bool = False
-    exited: threading.Event = field(default_factory=threading.Event)
-    aborted: bool = False  # output is no longer wanted: drop it, do not wait on the sink
-    timed_out: bool = False
-    delivering: set[trio.CancelScope] = field(default_factory=set)
-
-    def abort(self) -> None:
-        """Stop delivering output, including a delivery stuck on a peer that stopped reading."""
-        self.aborted = True
-        for scope in self.delivering:
-            scope.cancel()
-
-
-async def _deliver(run: _Run, sink: OutputSink, name: str, data: bytes) -> None:
-    """Runs in the Trio thread for the worker: one chunk to the sink, unless aborted."""
-    if run.aborted:
-        return
-    with trio.CancelScope() as scope:
-        run.delivering.add(scope)
-        try:
-            await sink(name, data)
-        finally:
-            run.delivering.discard(scope)
-
-
-def _run_blocking(
-    args: Sequence[str] | str,
-    run: _Run,
-    *,
-    sink: OutputSink,
-    token: trio.lowlevel.TrioToken,
-    stdin: bytes,
-    shell: bool,
-    cwd: str | os.PathLike[str] | None,
-    env: Mapping[str, str] | None,
-    max_output: int | None,
-    timeout: float | None,
-) -> int:
-    """Worker thread: spawn, feed stdin, forward output, enforce the timeout, reap.
-
-    Returns the exit status. Everything that can block happens here, so the Trio side
-    needs no task of its own per command.
-    """
-    proc = subprocess.Popen(
-        args,
-        shell=shell,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        cwd=cwd,
-        env=env,
-    )
-    run.pid = proc.pid
+async def _wait_process(proc: subprocess.Popen[bytes]) -> int:
+    """Reap ``proc`` without blocking the loop (cancellable; it can be waited again)."""
+    returncode = proc.poll()
+    if returncode is not None:
+        return returncode
     try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: a thread waits instead
+        return await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
+    try:
+        await trio.lowlevel.wait_readable(pidfd)  # readable once the process has exited
+    finally:
+        os.close(pidfd)
+    return proc.wait()
+
+
+@dataclass(slots=True)
+class _Pump:
+    """The state of one running command, as its task moves output and watches limits."""
+
+    proc: subprocess.Popen[bytes]
+    sink: OutputSink
+    budget: int  # output bytes still allowed; -1: no limit
+    counts: dict[str, int]
+    stdin: memoryview
+    truncated: bool = False
+    timed_out: bool = False
+
+    async def run(self, deadline: float, slow_at: float, on_slow: Callable[[], object]) -> int:
+        """Move bytes until both output pipes are closed, then reap; the exit status."""
+        proc = self.proc
         assert proc.stdout is not None and proc.stderr is not None
-        budget = max_output if max_output is not None else -1
         with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
-            selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
-            pending = memoryview(stdin)
+            for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+                os.set_blocking(pipe.fileno(), False)
+                selector.register(pipe, selectors.EVENT_READ, name)
             if proc.stdin is not None:
                 os.set_blocking(proc.stdin.fileno(), False)
                 selector.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
             leader_gone = False
-            deadline = None if timeout is None else time.monotonic() + timeout
+            next_poll = trio.current_time() + _LEADER_POLL
             while selector.get_map():
-                wait = None if leader_gone else _LEADER_POLL
-                if deadline is not None and not run.timed_out:
-                    left = max(0.0, deadline - time.monotonic())
-                    wait = left if wait is None else min(wait, left)
-                ready = selector.select(wait)
-                if deadline is not None and not run.timed_out and time.monotonic() >= deadline:
-                    run.timed_out = True
-                    kill_group(proc.pid)  # the pipes now close; their output so far is sent
-                if not ready and not leader_gone and proc.poll() is not None:
-                    # The leader exited but a background child holds the pipes open:
-                    # kill the rest of the group so they close.
-                    leader_gone = True
-                    kill_group(proc.pid)
+                ready = selector.select(0)
+                if not ready:
+                    wake = min(
+                        math.inf if self.timed_out else deadline,
+                        math.inf if leader_gone else next_poll,
+                        slow_at,
+                    )
+                    with trio.move_on_at(wake):
+                        await trio.lowlevel.wait_readable(selector.fileno())
+                    ready = selector.select(0)
+                    now = trio.current_time()
+                    if now >= slow_at:
+                        slow_at = math.inf
+                        on_slow()
+                    if not self.timed_out and now >= deadline:
+                        self.timed_out = True
+                        kill_group(proc.pid)  # the pipes now close; their output so far is sent
+                    if not ready and not leader_gone and now >= next_poll:
+                        if proc.poll() is not None:
+                            # The leader exited but a background child holds the pipes
+                            # open: kill the rest of the group so they close.
+                            leader_gone = True
+                            kill_group(proc.pid)
+                        next_poll = now + _LEADER_POLL
                 for key, _ in ready:
-                    name = key.data
-                    if name == "stdin":
-                        try:
-                            pending = pending[os.write(key.fd, pending) :]
-                        except (BrokenPipeError, OSError):
-                            pending = pending[:0]  # it stopped reading: its business
-                        if not pending:
-                            selector.unregister(key.fileobj)
-                            key.fileobj.close()  # type: ignore[union-attr]
-                        continue
-                    data = os.read(key.fd, _PIPE_READ)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                        continue
-                    run.counts[name] += len(data)
-                    if budget >= 0:
-                        if len(data) > budget:
-                            data = data[:budget]
-                            if not run.truncated:
-                                run.truncated = True
-                                kill_group(proc.pid)
-                        budget -= len(data)
-                    if data:
-                        trio.from_thread.run(_deliver, run, sink, name, data, trio_token=token)
+                    await self._move(selector, key)
         # The pipes are closed, but the leader may still run (it closed its output).
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if self.timed_out:
+            return await _wait_process(proc)
+        with trio.move_on_at(deadline):
+            return await _wait_process(proc)
+        self.timed_out = True
+        kill_group(proc.pid)
+        return await _wait_process(proc)
+
+    async def _move(self, selector: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
+        """Feed stdin, or read one chunk of output and pass it on, for one ready pipe."""
+        name = key.data
+        if name == "stdin":
+            try:
+                self.stdin = self.stdin[os.write(key.fd, self.stdin) :]
+            except BlockingIOError:
+                return
+            except OSError:
+                self.stdin = self.stdin[:0]  # it stopped reading: its business
+            if not self.stdin:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+            return
         try:
-            returncode = proc.wait(remaining)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            kill_group(proc.pid)
-            returncode = proc.wait()
-    finally:
-        kill_group(proc.pid)  # whatever is left of the group, on every path
-        if proc.poll() is None:
-            proc.wait()
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        run.exited.set()
-    return returncode
+            data = os.read(key.fd, _PIPE_READ)
+        except BlockingIOError:
+            return
+        if not data:
+            selector.unregister(key.fileobj)
+            return
+        self.counts[name] += len(data)
+        if self.budget >= 0:
+            if len(data) > self.budget:
+                data = data[: self.budget]
+                if not self.truncated:
+                    self.truncated = True
+                    kill_group(self.proc.pid)
+            self.budget -= len(data)
+        if data:
+            await self.sink(name, data)
 
 
 async def run_command_streaming(
@@ -230,6 +206,8 @@ async def run_command_streaming(
     timeout: float | None = None,
     max_output: int | None = None,
     shutdown_grace: float | Callable[[], float] = 5.0,
+    slow_after: float = math.inf,
+    on_slow: Callable[[], object] = lambda: None,
 ) -> CommandOutcome:
     """Run a command, passing its output to ``sink`` as it is produced.
 
@@ -237,45 +215,54 @@ async def run_command_streaming(
     cancelled (client gone, server stopping), the group gets SIGTERM, up to
     ``shutdown_grace`` seconds to exit, then SIGKILL; ``Cancelled`` propagates once the
     command is gone. ``shutdown_grace`` may be a callable, asked at that moment (so the
-    caller can say 0 when its client vanished).
+    caller can say 0 when its client vanished). If ``sink`` raises, the group is killed
+    at once and the exception propagates. ``on_slow()`` is called once if the command is
+    still running ``slow_after`` seconds after it started (the server then starts
+    watching its client, which most commands end too soon to need).
 
     Raises:
         OSError: the program could not be started (not found, not executable).
     """
     start = trio.current_time()
-    run = _Run()
-    token = trio.lowlevel.current_trio_token()
+    # Started in the Trio thread on purpose (see the module docstring): the loop pauses
+    # only for the vfork/exec, and no thread handoff is paid per command.
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        args,
+        shell=shell,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=cwd,
+        env=env,
+    )
+    pump = _Pump(
+        proc,
+        sink,
+        budget=max_output if max_output is not None else -1,
+        counts={"stdout": 0, "stderr": 0},
+        stdin=memoryview(stdin),
+    )
     try:
-        returncode = await trio.to_thread.run_sync(
-            lambda: _run_blocking(
-                args,
-                run,
-                sink=sink,
-                token=token,
-                stdin=stdin,
-                shell=shell,
-                cwd=cwd,
-                env=env,
-                max_output=max_output,
-                timeout=timeout,
-            ),
-            abandon_on_cancel=True,
-            limiter=_THREADS,
-        )
-    except trio.Cancelled:
-        # The worker is still running the command: end it, then wait for the worker.
-        run.abort()  # nobody will read the output now
+        deadline = math.inf if timeout is None else start + timeout
+        returncode = await pump.run(deadline, start + slow_after, on_slow)
+    except BaseException as exc:
         with trio.CancelScope(shield=True):
-            if run.pid is not None:
-                kill_group(run.pid, signal.SIGTERM)
+            if isinstance(exc, trio.Cancelled):  # asked to stop: SIGTERM and a grace first
+                kill_group(proc.pid, signal.SIGTERM)
                 grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
                 with trio.move_on_after(grace):
-                    await _wait_exited(run)
-                kill_group(run.pid)
-            await _wait_exited(run)
+                    await _wait_process(proc)
+            kill_group(proc.pid)
+            await _wait_process(proc)
         raise
+    finally:
+        kill_group(proc.pid)  # whatever is left of the group, on every path
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     duration = trio.current_time() - start
-    status: Status = "timeout" if run.timed_out else "exited"
+    status: Status = "timeout" if pump.timed_out else "exited"
     sig: int | None = None
     code: int | None = returncode
     if returncode < 0:
@@ -289,12 +276,7 @@ async def run_command_streaming(
         returncode=code,
         signal=sig,
         duration=duration,
-        stdout_bytes=run.counts["stdout"],
-        stderr_bytes=run.counts["stderr"],
-        truncated=run.truncated,
+        stdout_bytes=pump.counts["stdout"],
+        stderr_bytes=pump.counts["stderr"],
+        truncated=pump.truncated,
     )
-
-
-async def _wait_exited(run: _Run) -> None:
-    """Wait (cancellably) until the worker of ``run`` has reaped its process."""
-    await trio.to_thread.run_sync(run.exited.wait, abandon_on_cancel=True, limiter=_THREADS)
