@@ -18,8 +18,18 @@ end, over all clients):
   capture_output=True)`` and answers with one length-prefixed reply (return code +
   output). Clients are blocking sockets on persistent connections.
 * ``framekit-server``: ``framekit.serve`` in its own process (defaults: no token,
-  loopback, ``max_processes`` 32). Clients are ``framekit.Client`` on persistent
-  connections, ``await client.run(["true"])`` in a loop, each result checked ``ok``.
+  loopback, ``max_processes`` 32). Clients are blocking sockets on persistent
+  connections, like the threaded server's, speaking framekit's protocol through its
+  sans-IO ``MessageEncoder``/``MessageDecoder``: one ``run`` request per command, then
+  messages until its ``exit``, each checked ``exited`` with return code 0.
+* ``framekit-server+client``: the same server, driven by ``framekit.Client`` (Trio) on
+  persistent connections, ``await client.run(["true"])`` in a loop, each result checked
+  ``ok``: what an application using both halves of framekit gets.
+* ``trio-minimal-server``: the threaded server's protocol served by the least a Trio
+  server can do per command (``trio.serve_tcp``, a task per connection, ``Popen`` in the
+  Trio thread, the pipes and a pidfd awaited with ``wait_readable``; no limits, no
+  framing layer). The threaded server's blocking clients. It shows how close any Trio
+  server can get on this machine.
 
 Both servers get the same client arrangement. With ``--arrangement processes`` (the
 default) each of the 8 connections is driven by its own client process, so neither
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import socketserver
 import statistics
@@ -106,7 +117,21 @@ IMPLS = {
             {8: 1300},
         ),
         Impl(
+            "trio-minimal-server",
+            "server",
+            "the threaded server's protocol on a minimal Trio server: inline `Popen`, "
+            "pipes and a pidfd awaited; blocking clients",
+            {},
+        ),
+        Impl(
             "framekit-server",
+            "server",
+            "framekit.serve (own process); blocking clients driving framekit's sans-IO "
+            "message classes, one `run` request per command",
+            {},
+        ),
+        Impl(
+            "framekit-server+client",
             "server",
             "framekit.serve (own process); framekit.Client `run(['true'])` per command",
             {},
@@ -134,6 +159,27 @@ TARGETS = (
 )
 #: Shown for context, not targets.
 CONTEXT = (
+    (
+        "8 clients, framekit.Client vs threaded server",
+        "framekit-server+client",
+        8,
+        "threaded-server",
+        8,
+    ),
+    (
+        "1 client, framekit.Client vs local trio.run_process",
+        "framekit-server+client",
+        1,
+        "trio-run-process",
+        1,
+    ),
+    (
+        "8 clients, minimal Trio server vs threaded server",
+        "trio-minimal-server",
+        8,
+        "threaded-server",
+        8,
+    ),
     ("8 clients vs local trio.run_process x8", "framekit-server", 8, "trio-run-process", 8),
     ("1 client vs threaded server, 1 client", "framekit-server", 1, "threaded-server", 1),
     ("1 client vs local subprocess.run", "framekit-server", 1, "subprocess", 1),
@@ -184,12 +230,77 @@ class ThreadedCommandServer(socketserver.ThreadingTCPServer):
     request_queue_size = 64
 
 
+async def minimal_trio_spawn(argv: list[str]) -> tuple[int, bytes]:
+    """``true`` the cheapest way Trio allows: inline ``Popen``, pipes and a pidfd awaited."""
+    import trio
+
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    output = bytearray()
+    pipes = [proc.stdout, proc.stderr]
+    for pipe in pipes:
+        assert pipe is not None
+        os.set_blocking(pipe.fileno(), False)
+    while pipes:
+        pipe = pipes[0]
+        assert pipe is not None
+        try:
+            data = os.read(pipe.fileno(), 65536)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(pipe)
+            continue
+        if data:
+            output += data
+        else:
+            pipes.pop(0).close()  # type: ignore[union-attr]
+    if proc.poll() is None:
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+    return proc.wait(), bytes(output)
+
+
+def run_minimal_trio_server() -> None:
+    import trio
+
+    async def handler(stream: trio.SocketStream) -> None:
+        buf = bytearray()
+        while True:
+            while len(buf) < PREFIX.size or len(buf) < PREFIX.size + PREFIX.unpack_from(buf)[0]:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buf += data
+            end = PREFIX.size + PREFIX.unpack_from(buf)[0]
+            argv = json.loads(buf[PREFIX.size : end])
+            del buf[:end]
+            try:
+                rc, output = await minimal_trio_spawn(argv)
+            except OSError as exc:
+                rc, output = 127, str(exc).encode()
+            await stream.send_all(REPLY.pack(rc, len(output)) + output)
+
+    async def main() -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        emit(f"PORT {listeners[0].socket.getsockname()[1]}")
+        await trio.serve_listeners(handler, listeners)
+
+    exit_on_eof()
+    trio.run(main)
+
+
 def run_server(impl: str) -> None:
     if impl == "threaded-server":
         server = ThreadedCommandServer(("127.0.0.1", 0), ThreadedCommandHandler)
         exit_on_eof()
         emit(f"PORT {server.server_address[1]}")
         server.serve_forever()
+        return
+    if impl == "trio-minimal-server":
+        run_minimal_trio_server()
         return
 
     import trio
@@ -254,6 +365,85 @@ def run_threaded_clients(port: int, conns: int) -> None:
                 t.start()
             for t in threads:
                 t.join()
+        t1 = time.monotonic()
+        result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
+        emit("RESULT " + json.dumps(result))
+
+
+class BlockingFramekitClient:
+    """framekit's protocol over a blocking socket, through the sans-IO message classes."""
+
+    def __init__(self, port: int) -> None:
+        import framekit
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.encoder = framekit.MessageEncoder()
+        self.decoder = framekit.MessageDecoder()
+        self.ids = 0
+        hello = self.next_header()
+        if hello.get("type") != "hello" or hello.get("auth") != "none":
+            raise ConnectionError(f"unexpected greeting {hello.fields}")
+
+    def next_header(self) -> Any:
+        """The next message's header (its body, if any, is skipped)."""
+        import framekit
+
+        header = None
+        while True:
+            event = self.decoder.next_event()
+            if event is framekit.NEED_DATA:
+                data = self.sock.recv(65536)
+                self.decoder.receive_data(data)
+                if not data and self.decoder.next_event() is framekit.END_OF_STREAM:
+                    raise ConnectionError("the server closed the connection")
+                continue
+            if isinstance(event, framekit.Header):
+                header = event
+            elif isinstance(event, framekit.EndOfMessage):
+                return header
+            elif event is framekit.END_OF_STREAM:
+                raise ConnectionError("the server closed the connection")
+
+    def run(self, argv: list[str]) -> bool:
+        """Run ``argv``; whether it exited with 0."""
+        self.ids += 1
+        self.sock.sendall(self.encoder.message({"type": "run", "id": self.ids, "argv": argv}))
+        while True:
+            header = self.next_header()
+            kind = header.get("type")
+            if kind == "exit":
+                return bool(header.get("status") == "exited" and header.get("returncode") == 0)
+            if kind != "output":
+                raise ConnectionError(f"unexpected reply {header.fields}")
+
+
+def blocking_framekit_loop(client: BlockingFramekitClient, n: int, failures: list[int]) -> None:
+    for _ in range(n):
+        if not client.run(COMMAND):
+            failures.append(1)
+
+
+def run_blocking_framekit_clients(port: int, conns: int) -> None:
+    clients = []
+    for _ in range(conns):
+        client = BlockingFramekitClient(port)
+        for _ in range(WARMUP):
+            client.run(COMMAND)
+        clients.append(client)
+    emit("CONNECTED")
+    while words := read_command():
+        count = int(words[1])
+        failures: list[int] = []
+        t0 = time.monotonic()
+        threads = [
+            threading.Thread(target=blocking_framekit_loop, args=(client, n, failures))
+            for client, n in zip(clients, split(count, conns), strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         t1 = time.monotonic()
         result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
         emit("RESULT " + json.dumps(result))
@@ -336,8 +526,10 @@ def worker_main(argv: list[str]) -> None:
         run_local(impl, int(argv[2]))
     elif role == "server":
         run_server(impl)
-    elif impl == "threaded-server":
+    elif impl in ("threaded-server", "trio-minimal-server"):
         run_threaded_clients(int(argv[2]), int(argv[3]))
+    elif impl == "framekit-server":
+        run_blocking_framekit_clients(int(argv[2]), int(argv[3]))
     else:
         run_framekit_clients(int(argv[2]), int(argv[3]))
 

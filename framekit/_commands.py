@@ -154,6 +154,9 @@ class _Pump:
                 for key, _ in ready:
                     await self._move(selector, key)
         # The pipes are closed, but the leader may still run (it closed its output).
+        returncode = proc.poll()
+        if returncode is not None:
+            return returncode  # the usual case: no timeout scope needed
         if self.timed_out:
             return await _wait_process(proc)
         with trio.move_on_at(deadline):

@@ -126,6 +126,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads / json.dumps with options construct a new coder on every call.
+_JSON_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 @final
 class MessageEncoder:
     """Encodes headers (and whole messages) for the header + body layer.
@@ -163,9 +168,7 @@ class MessageEncoder:
         except BadHeader as exc:
             raise LocalProtocolError(f"cannot send this header: {exc}") from None
         try:
-            raw = json.dumps(
-                fields, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            ).encode()
+            raw = _JSON_ENCODER.encode(fields).encode()
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"message header is not JSON-serialisable: {exc}") from exc
         if len(raw) > self.max_header_size:
@@ -308,7 +311,7 @@ class MessageDecoder:
         if raw is NEED_DATA or raw is END_OF_STREAM:
             return raw
         try:
-            fields = json.loads(raw, parse_constant=_reject_constant)
+            fields = _JSON_DECODER.decode(raw.decode())
         except (ValueError, RecursionError) as exc:
             preview = raw[:40]
             raise self._frames.fail(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import signal
 import socket
@@ -34,6 +35,7 @@ from ._protocol import (
     parse_request,
 )
 from ._udp import SOCKET_BUFFER, UdpEchoStats, serve_udp_echo
+from ._util import raise_single
 from ._version import __version__
 
 __all__ = [
@@ -183,6 +185,8 @@ def check_bind_safety(config: ServerConfig) -> None:
 class _Connection:
     """One client connection: handshake, then requests until EOF or idle."""
 
+    watchers: trio.Nursery  # runs the client watchers of long commands
+
     def __init__(self, server: _CommandServer, stream: MessageStream, peer: str) -> None:
         self.server = server
         self.config = server.config
@@ -231,32 +235,45 @@ class _Connection:
     async def run(self) -> None:
         if not await self.handshake():
             return
+        try:
+            # Watchers of long commands run here (see _run_process): one nursery per
+            # connection instead of one per request.
+            async with trio.open_nursery() as self.watchers:
+                await self._requests()
+        except BaseExceptionGroup as group:
+            raise_single(group)
+
+    async def _requests(self) -> None:
         config = self.config
-        while True:
-            message: IncomingMessage | None = None
-            with trio.move_on_after(config.idle_timeout):
+        # One scope for the connection: its deadline is armed only while waiting for a
+        # request (cheaper than entering a new timeout scope per request).
+        with trio.CancelScope() as idle:
+            while True:
+                idle.deadline = trio.current_time() + config.idle_timeout
                 try:
                     message = await self.stream.receive_message_stream()
                 except trio.EndOfChannel:
                     return
-            if message is None:
-                await self.send_error(
-                    ErrorCode.TIMEOUT,
-                    f"no complete request within {config.idle_timeout:g} s; closing",
-                )
-                return
-            request_id = message.header.get("id")
-            try:
-                request = parse_request(message.header.fields, max_timeout=config.command_timeout)
-                if isinstance(request, RunRequest):
-                    await self.handle_run(request, message)
-                else:
-                    await self.handle_file(request, message)
-            except BadRequest as exc:
-                await self.send_error(exc.code, str(exc), request_id)
-                await message.discard()  # keep in step with the client
-            except ChecksumMismatch as exc:
-                await self.send_error(ErrorCode.BAD_REQUEST, str(exc), request_id)
+                idle.deadline = math.inf
+                await self._request(message)
+        await self.send_error(
+            ErrorCode.TIMEOUT, f"no complete request within {config.idle_timeout:g} s; closing"
+        )
+
+    async def _request(self, message: IncomingMessage) -> None:
+        config = self.config
+        request_id = message.header.get("id")
+        try:
+            request = parse_request(message.header.fields, max_timeout=config.command_timeout)
+            if isinstance(request, RunRequest):
+                await self.handle_run(request, message)
+            else:
+                await self.handle_file(request, message)
+        except BadRequest as exc:
+            await self.send_error(exc.code, str(exc), request_id)
+            await message.discard()  # keep in step with the client
+        except ChecksumMismatch as exc:
+            await self.send_error(ErrorCode.BAD_REQUEST, str(exc), request_id)
 
     async def handle_run(self, request: RunRequest, message: IncomingMessage) -> None:
         config = self.config
@@ -323,12 +340,14 @@ class _Connection:
             request.shell if request.shell is not None else (request.argv or ())
         )
         start = trio.current_time()
-        async with trio.open_nursery() as nursery:
+        watched: trio.Event | None = None  # set once the watcher has ended, if it started
+        watcher_scope = trio.CancelScope()
+        with trio.CancelScope() as command_scope:
 
             def stop(reason: str) -> None:
                 nonlocal ended_by
                 ended_by = ended_by or reason
-                nursery.cancel_scope.cancel()
+                command_scope.cancel()
 
             async def sink(name: str, data: bytes) -> None:
                 # A client that stops reading would block this send forever (and hold
@@ -352,16 +371,26 @@ class _Connection:
                 # has run for WATCH_AFTER, which saves starting and cancelling a task
                 # for them (measured: ~0.15 ms of server CPU per request). A client that
                 # leaves earlier is still noticed, when the output or exit message fails.
+                assert watched is not None
                 try:
-                    incoming = await stream.receive_message_stream()
-                    await incoming.discard()
-                except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError):
-                    stop("gone")
-                    return
-                stop("cancel" if incoming.header.get("type") == "cancel" else "pipelined")
+                    with watcher_scope:
+                        try:
+                            incoming = await stream.receive_message_stream()
+                            await incoming.discard()
+                        except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError):
+                            stop("gone")
+                            return
+                        stop("cancel" if incoming.header.get("type") == "cancel" else "pipelined")
+                finally:
+                    watched.set()
+
+            def start_watching() -> None:
+                nonlocal watched
+                watched = trio.Event()
+                self.watchers.start_soon(watch_client)
 
             # The command runs in this task (one task fewer per request); stop() cancels
-            # it through the nursery's scope, which the nursery then absorbs.
+            # it through command_scope, which absorbs that cancellation.
             try:
                 outcome = await run_command_streaming(
                     args,
@@ -376,11 +405,13 @@ class _Connection:
                     # shutdown it gets SIGTERM and the grace period first
                     shutdown_grace=lambda: 0 if ended_by == "gone" else config.shutdown_grace,
                     slow_after=WATCH_AFTER,
-                    on_slow=partial(nursery.start_soon, watch_client),
+                    on_slow=start_watching,
                 )
             except OSError as exc:
                 start_error = exc
-            nursery.cancel_scope.cancel()
+        if watched is not None:  # the command ran long enough to be watched: end that
+            watcher_scope.cancel()
+            await watched.wait()
         elapsed = trio.current_time() - start
         program = request.program
         if start_error is not None:
