@@ -498,12 +498,17 @@ class _CommandServer:
         self.connections = 0
         self.processes = trio.Semaphore(config.max_processes)
         self.uploads = UploadDirectory(config.upload_dir) if config.upload_dir is not None else None
-        # Commands get the server's environment minus its own secret, unless told otherwise.
-        self.command_env: Mapping[str, str] = (
-            config.env
-            if config.env is not None
-            else {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        )
+
+    @property
+    def command_env(self) -> Mapping[str, str] | None:
+        """Commands get the server's environment minus its own secret, unless told
+        otherwise. ``None`` (inherit it as it is) when it holds no secret, which spares
+        ``Popen`` re-encoding every variable for every command."""
+        if self.config.env is not None:
+            return self.config.env
+        if not any(name in os.environ for name in SECRET_ENV):
+            return None
+        return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
     async def handle(self, stream: MessageStream) -> None:
         peer = peer_name(stream.transport_stream)

@@ -431,3 +431,17 @@ async def test_token_never_reaches_commands(
         other = await client.run(["printenv", "FRAMEKIT_TEST_OTHER"])
     assert leaked.returncode == 1 and leaked.stdout == b""
     assert other.stdout == b"visible\n"
+
+
+async def test_commands_inherit_the_server_environment_without_a_secret(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FRAMEKIT_TOKEN", raising=False)
+    monkeypatch.setenv("FRAMEKIT_TEST_OTHER", "before")
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        before = await client.run(["printenv", "FRAMEKIT_TEST_OTHER"])
+        monkeypatch.setenv("FRAMEKIT_TOKEN", "set-later")  # the secret is still kept out
+        leaked = await client.run(["printenv", "FRAMEKIT_TOKEN"])
+    assert before.stdout == b"before\n"
+    assert leaked.returncode == 1 and leaked.stdout == b""
