@@ -332,7 +332,6 @@ class _Connection:
     async def _run_process(self, request: RunRequest, stdin: bytes) -> None:
         config = self.config
         stream = self.stream
-        send_lock = trio.Lock()
         outcome: CommandOutcome | None = None
         ended_by: str | None = None  # why the command was stopped early, if it was
         start_error: OSError | None = None
@@ -354,11 +353,10 @@ class _Connection:
                 # its process slot): after idle_timeout without progress it counts as
                 # gone, and the command is killed.
                 with trio.move_on_after(config.idle_timeout) as stalled:
-                    try:
-                        async with send_lock:
-                            await stream.send_message(
-                                {"type": "output", "id": request.id, "stream": name}, data
-                            )
+                    try:  # one task runs the command, so sends never overlap
+                        await stream.send_message(
+                            {"type": "output", "id": request.id, "stream": name}, data
+                        )
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         stop("gone")
                 if stalled.cancelled_caught:

@@ -1,0 +1,168 @@
+"""run_command_streaming: output, stdin, limits, cancellation and clean-up, on real processes."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import trio
+
+from framekit._commands import CommandOutcome, run_command_streaming
+
+from .helpers import process_gone, wait_gone
+
+
+class Sink:
+    """Collects output chunks as the command produces them."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[str, bytes]] = []
+
+    async def __call__(self, name: str, data: bytes) -> None:
+        self.chunks.append((name, data))
+
+    def joined(self, name: str) -> bytes:
+        return b"".join(data for stream, data in self.chunks if stream == name)
+
+    def pids(self) -> list[int]:
+        return [int(word) for word in self.joined("stdout").split()]
+
+
+async def test_streams_stdout_and_stderr_and_reports_the_exit_code() -> None:
+    sink = Sink()
+    outcome = await run_command_streaming(
+        ["sh", "-c", "printf out; printf err >&2; exit 3"], sink=sink
+    )
+    assert sink.joined("stdout") == b"out" and sink.joined("stderr") == b"err"
+    assert outcome == CommandOutcome(
+        status="exited",
+        returncode=3,
+        signal=None,
+        duration=outcome.duration,
+        stdout_bytes=3,
+        stderr_bytes=3,
+        truncated=False,
+    )
+    assert outcome.duration > 0
+
+
+async def test_a_signal_is_reported_as_such() -> None:
+    outcome = await run_command_streaming(["sh", "-c", "kill -TERM $$"], sink=Sink())
+    assert (outcome.status, outcome.returncode, outcome.signal) == (
+        "signaled",
+        None,
+        signal.SIGTERM,
+    )
+
+
+async def test_stdin_bigger_than_a_pipe_is_fed_while_output_is_read() -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB: the pipes fill both ways at once
+    sink = Sink()
+    outcome = await run_command_streaming(["cat"], sink=sink, stdin=data)
+    assert outcome.returncode == 0
+    assert sink.joined("stdout") == data
+
+
+async def test_a_command_that_stops_reading_stdin_is_not_an_error() -> None:
+    sink = Sink()
+    outcome = await run_command_streaming(["true"], sink=sink, stdin=b"x" * 1_000_000)
+    assert outcome.returncode == 0 and sink.chunks == []
+
+
+async def test_timeout_kills_the_group_and_keeps_the_output_so_far() -> None:
+    sink = Sink()
+    outcome = await run_command_streaming(
+        ["sh", "-c", "echo $$; sleep 30 & echo $!; wait"], sink=sink, timeout=0.5
+    )
+    assert (outcome.status, outcome.returncode, outcome.signal) == ("timeout", None, 9)
+    assert len(sink.pids()) == 2  # printed before the deadline, still delivered
+    await wait_gone(sink.pids())
+
+
+async def test_output_over_the_limit_is_cut_exactly_and_the_group_killed() -> None:
+    sink = Sink()
+    outcome = await run_command_streaming(["yes"], sink=sink, max_output=100_000)
+    assert outcome.truncated
+    assert sum(len(data) for _, data in sink.chunks) == 100_000
+    assert outcome.stdout_bytes >= 100_000
+    assert outcome.status == "signaled" and outcome.signal == signal.SIGKILL
+
+
+async def test_a_background_child_holding_the_pipes_is_killed_after_the_leader_exits() -> None:
+    sink = Sink()
+    with trio.fail_after(10):  # without the leader check this would wait 30 s
+        outcome = await run_command_streaming(["sh", "-c", "sleep 30 & echo $!"], sink=sink)
+    assert outcome.status == "exited" and outcome.returncode == 0
+    await wait_gone(sink.pids())
+
+
+async def test_a_leader_that_closes_its_output_is_still_waited_for() -> None:
+    outcome = await run_command_streaming(
+        ["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 4"], sink=Sink()
+    )
+    assert outcome.returncode == 4 and outcome.duration >= 0.3
+
+
+async def test_a_program_that_cannot_start_raises_oserror() -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_command_streaming(["/nonexistent/framekit-test"], sink=Sink())
+
+
+@pytest.mark.parametrize("ignores_term", [False, True])
+async def test_cancelling_sends_sigterm_then_sigkill_after_the_grace(ignores_term: bool) -> None:
+    trap = "trap '' TERM; " if ignores_term else ""
+    sink = Sink()
+    started = trio.Event()
+
+    async def record(name: str, data: bytes) -> None:
+        await sink(name, data)
+        if len(sink.pids()) >= 2:
+            started.set()
+
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            with pytest.raises(trio.Cancelled):
+                await run_command_streaming(
+                    ["sh", "-c", trap + "echo $$; sleep 30 & echo $!; wait"],
+                    sink=record,
+                    shutdown_grace=0.5,
+                )
+
+        nursery.start_soon(run)
+        with trio.fail_after(5):
+            await started.wait()
+        start = trio.current_time()
+        nursery.cancel_scope.cancel()
+    waited = trio.current_time() - start
+    # A shell that obeys SIGTERM ends at once; one that ignores it gets the whole grace.
+    assert (waited >= 0.5) == ignores_term
+    assert all(process_gone(pid) for pid in sink.pids()[:1])  # the leader was reaped
+    await wait_gone(sink.pids())
+
+
+async def test_a_failing_sink_kills_the_command_and_propagates() -> None:
+    pids: list[int] = []
+
+    async def failing(name: str, data: bytes) -> None:
+        pids.extend(int(word) for word in data.split())
+        raise RuntimeError("the client went away")
+
+    with trio.fail_after(10), pytest.raises(RuntimeError, match="went away"):
+        await run_command_streaming(["sh", "-c", "echo $$; exec sleep 30"], sink=failing)
+    await wait_gone(pids)
+
+
+async def test_on_slow_is_called_once_for_a_long_command_only() -> None:
+    calls: list[float] = []
+    await run_command_streaming(
+        ["sh", "-c", "sleep 0.4"],
+        sink=Sink(),
+        slow_after=0.1,
+        on_slow=lambda: calls.append(trio.current_time()),
+    )
+    assert len(calls) == 1
+    await run_command_streaming(
+        ["true"], sink=Sink(), slow_after=5, on_slow=lambda: calls.append(0.0)
+    )
+    assert len(calls) == 1
