@@ -19,13 +19,15 @@ from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
 from ._codec import FrameDecoder, FrameEncoder
 from ._format import DEFAULT_FORMAT, FrameFormat
 from ._types import BytesLike
-from ._util import raise_single
+from ._util import ReadSize, raise_single
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "FramedChannel", "FramedStream", "open_framed_channel"]
 
-#: Bytes asked of the transport per read. trio's own default is 64 KiB; each read has a
-#: fixed cost (~25 us here), so a bigger read carries more small frames per cost: 1 MiB
-#: took 1 KiB frames from ~750k to ~965k frames/s in bench/framing.py.
+#: Most bytes asked of the transport per read. trio's own default is 64 KiB; each read
+#: has a fixed cost (~25 us here), so a bigger read carries more small frames per cost:
+#: 1 MiB took 1 KiB frames from ~750k to ~965k frames/s in bench/framing.py. Reads grow
+#: to it only while they come back full (see ``ReadSize``): asking for 1 MiB when a
+#: small message arrives costs an allocation of 1 MiB.
 DEFAULT_RECEIVE_SIZE: Final = 1024 * 1024
 #: Payloads at least this big are sent apart from their prefix instead of being copied
 #: behind it. A send_all costs ~25-30 us here, more than copying 64 KiB (measured:
@@ -58,7 +60,8 @@ class FramedStream(trio.abc.Channel[bytes]):
     Args:
         transport_stream: the byte stream to wrap (TCP, TLS, in-memory, ...).
         format: the frame format (default: 4-byte unsigned big-endian, 16 MiB limit).
-        receive_size: bytes asked for per read of the transport.
+        receive_size: most bytes asked for per read of the transport (reads start at
+            64 KiB and grow while they come back full).
 
     Attributes:
         transport_stream: the wrapped stream.
@@ -77,7 +80,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         self.format = format
         self._encoder = FrameEncoder(format)
         self._decoder = FrameDecoder(format)
-        self._receive_size = receive_size
+        self._read_size = ReadSize(receive_size)
         self._ready: deque[bytes] = deque()
         self._closed = False
         self._send_broken = False
@@ -206,7 +209,9 @@ class FramedStream(trio.abc.Channel[bytes]):
                     return
                 if decoder.at_eof:
                     raise trio.EndOfChannel
-                data = await self.transport_stream.receive_some(self._receive_size)
+                read_size = self._read_size
+                data = await self.transport_stream.receive_some(read_size.size)
+                read_size.update(len(data))
                 if self._closed:
                     raise trio.ClosedResourceError("this FramedStream was closed")
                 decoder.receive_data(data)

@@ -23,7 +23,7 @@ from ._message import (
     MessageEncoder,
 )
 from ._types import BytesLike
-from ._util import ConflictDetector
+from ._util import ConflictDetector, ReadSize
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BODY",
@@ -144,7 +144,8 @@ class MessageStream(trio.abc.Channel[Message]):
         transport_stream: the byte stream to wrap.
         format: frame format of header frames.
         max_header_size: largest header accepted or sent (default 64 KiB).
-        receive_size: bytes asked for per read of the transport.
+        receive_size: most bytes asked for per read of the transport (reads start at
+            64 KiB and grow while they come back full).
     """
 
     def __init__(
@@ -160,7 +161,7 @@ class MessageStream(trio.abc.Channel[Message]):
         self.transport_stream = transport_stream
         self._encoder = MessageEncoder(format, max_header_size=max_header_size)
         self._decoder = MessageDecoder(format, max_header_size=max_header_size)
-        self._receive_size = receive_size
+        self._read_size = ReadSize(receive_size)
         self._closed = False
         self._send_broken = False
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
@@ -311,7 +312,10 @@ class MessageStream(trio.abc.Channel[Message]):
                 raise trio.ClosedResourceError("this MessageStream was closed")
             event = decoder.next_event()
             if event is NEED_DATA:
-                decoder.receive_data(await self.transport_stream.receive_some(self._receive_size))
+                read_size = self._read_size
+                data = await self.transport_stream.receive_some(read_size.size)
+                read_size.update(len(data))
+                decoder.receive_data(data)
                 continue
             if event is END_OF_STREAM:
                 raise trio.EndOfChannel

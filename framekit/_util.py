@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, NoReturn, final
+from typing import Any, Final, NoReturn, final
 
 import trio
 
-__all__ = ["ConflictDetector", "ReportValue", "bound_addresses", "raise_single"]
+__all__ = ["ConflictDetector", "ReadSize", "ReportValue", "bound_addresses", "raise_single"]
+
+#: The first read's size, and the floor reads shrink back to: trio's own default.
+FIRST_READ: Final = 64 * 1024
 
 
 @final
@@ -35,6 +38,32 @@ class ConflictDetector:
         traceback: TracebackType | None,
     ) -> None:
         self._held = False
+
+
+@final
+class ReadSize:
+    """How many bytes to ask the transport for on the next read, at most ``limit``.
+
+    CPython allocates the whole buffer before ``recv`` fills it, so asking for 1 MiB
+    costs ~12 us per call here even when 100 bytes arrive: more than the ``recv`` itself.
+    Reads start at 64 KiB (or ``limit`` if smaller), double while they come back full
+    (a bulk transfer), and halve again when one comes back less than a quarter full.
+    """
+
+    __slots__ = ("floor", "limit", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.floor = self.size = min(limit, FIRST_READ)
+
+    def update(self, received: int) -> None:
+        """Adjust to a read of ``size`` bytes that returned ``received``."""
+        size = self.size
+        if received >= size:
+            if size < self.limit:
+                self.size = min(size * 2, self.limit)
+        elif received < size >> 2 and size > self.floor:
+            self.size = max(size >> 1, self.floor)
 
 
 def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
