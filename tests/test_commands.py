@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import select
 import signal
 
 import pytest
 import trio
 
+from framekit import _commands
 from framekit._commands import CommandOutcome, run_command_streaming
 
 from .helpers import process_gone, wait_gone
+
+
+@pytest.fixture(autouse=True, params=["epoll", "selectors"])
+def pipe_set(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on epoll directly (Linux) and on the selectors fallback (others)."""
+    if request.param == "epoll":
+        if not hasattr(select, "epoll"):
+            pytest.skip("no epoll on this platform")
+        monkeypatch.setattr(_commands, "_Pipes", _commands._EpollPipes)
+    else:
+        monkeypatch.setattr(_commands, "_Pipes", _commands._SelectorPipes)
 
 
 class Sink:
