@@ -6,9 +6,10 @@ the whole group is killed afterwards, so nothing it started is left behind.
 
 Everything happens in the calling Trio task, with no worker thread: the process is
 started with ``subprocess.Popen`` in the Trio thread (as asyncio does; on Linux it is a
-``vfork``, so the loop pauses only until the program is exec'd), then one selector
-holding the command's pipes is awaited through its own file descriptor, so a single
-task forwards stdout and stderr, feeds stdin and watches the deadline. Measured here for
+``vfork``, so the loop pauses only until the program is exec'd), then one epoll set (a
+selector where there is no epoll) holding the command's pipes is awaited through its own
+file descriptor, so a single task forwards stdout and stderr, feeds stdin and watches the
+deadline. Measured here for
 ``true``: a thread handoff per command cost more CPU than the spawn itself (see
 ``docs/performance.md``).
 """
