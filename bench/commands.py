@@ -378,6 +378,7 @@ class BlockingFramekitClient:
 
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.framekit = framekit
         self.encoder = framekit.MessageEncoder()
         self.decoder = framekit.MessageDecoder()
         self.ids = 0
@@ -387,8 +388,7 @@ class BlockingFramekitClient:
 
     def next_header(self) -> Any:
         """The next message's header (its body, if any, is skipped)."""
-        import framekit
-
+        framekit = self.framekit
         header = None
         while True:
             event = self.decoder.next_event()
@@ -436,14 +436,17 @@ def run_blocking_framekit_clients(port: int, conns: int) -> None:
         count = int(words[1])
         failures: list[int] = []
         t0 = time.monotonic()
-        threads = [
-            threading.Thread(target=blocking_framekit_loop, args=(client, n, failures))
-            for client, n in zip(clients, split(count, conns), strict=True)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        if conns == 1:  # as for the threaded server's clients: no thread for one connection
+            blocking_framekit_loop(clients[0], count, failures)
+        else:
+            threads = [
+                threading.Thread(target=blocking_framekit_loop, args=(client, n, failures))
+                for client, n in zip(clients, split(count, conns), strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         t1 = time.monotonic()
         result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
         emit("RESULT " + json.dumps(result))
