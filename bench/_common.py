@@ -306,6 +306,25 @@ def guarded(
     raise AssertionError("unreachable")
 
 
+def driver_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """A driver's parser, described by its docstring's first paragraph, with the
+    ``--quick`` and ``--repeat`` options every driver has."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    return parser
+
+
+def error_lines(results: list[dict[str, Any]], case: Callable[[dict[str, Any]], str]) -> list[str]:
+    """The ERRORS section of a report: one line per failed case (named by ``case``)."""
+    errors = [r for r in results if "error" in r]
+    if not errors:
+        return []
+    return ["\nERRORS"] + [f"- {case(r)}: {r['error']}" for r in errors]
+
+
 def add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
     """The options ``commands.py`` and ``udp.py`` share: output, timeouts, quiet guards."""
     parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")

@@ -54,6 +54,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,7 +66,9 @@ from _common import (
     Workers,
     add_run_options,
     cpu_seconds,
+    driver_parser,
     emit,
+    error_lines,
     exit_on_eof,
     guarded,
     limit_lifetime,
@@ -333,41 +336,53 @@ def split(count: int, parts: int) -> list[int]:
     return [count // parts + (i < count % parts) for i in range(parts)]
 
 
-def blocking_loop(sock: socket.socket, request: bytes, n: int, failures: list[int]) -> None:
+def blocking_ok(sock: socket.socket, request: bytes) -> bool:
+    return blocking_command(sock, request) == 0
+
+
+def report_result(count: int, t0: float, t1: float, failures: int) -> None:
+    emit("RESULT " + json.dumps({"count": count, "t0": t0, "t1": t1, "failures": failures}))
+
+
+def repeat_command(one: Callable[[], bool], n: int, failures: list[int]) -> None:
     for _ in range(n):
-        if blocking_command(sock, request) != 0:
+        if not one():
             failures.append(1)
 
 
-def run_threaded_clients(port: int, conns: int) -> None:
-    body = json.dumps(COMMAND).encode()
-    request = PREFIX.pack(len(body)) + body
-    socks = []
-    for _ in range(conns):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(WARMUP):
-            blocking_command(sock, request)
-        socks.append(sock)
+def drive_blocking_clients(commands: list[Callable[[], bool]]) -> None:
+    """For each ``RUN n``, run ``n`` commands shared among the connections, each callable
+    running one command on its own connection (a thread each when there are several)."""
     emit("CONNECTED")
     while words := read_command():
         count = int(words[1])
         failures: list[int] = []
         t0 = time.monotonic()
-        if conns == 1:
-            blocking_loop(socks[0], request, count, failures)
+        if len(commands) == 1:
+            repeat_command(commands[0], count, failures)
         else:
             threads = [
-                threading.Thread(target=blocking_loop, args=(sock, request, n, failures))
-                for sock, n in zip(socks, split(count, conns), strict=True)
+                threading.Thread(target=repeat_command, args=(one, n, failures))
+                for one, n in zip(commands, split(count, len(commands)), strict=True)
             ]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        t1 = time.monotonic()
-        result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
-        emit("RESULT " + json.dumps(result))
+        report_result(count, t0, time.monotonic(), len(failures))
+
+
+def run_threaded_clients(port: int, conns: int) -> None:
+    body = json.dumps(COMMAND).encode()
+    request = PREFIX.pack(len(body)) + body
+    commands = []
+    for _ in range(conns):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(WARMUP):
+            blocking_command(sock, request)
+        commands.append(partial(blocking_ok, sock, request))
+    drive_blocking_clients(commands)
 
 
 class BlockingFramekitClient:
@@ -393,10 +408,7 @@ class BlockingFramekitClient:
         while True:
             event = self.decoder.next_event()
             if event is framekit.NEED_DATA:
-                data = self.sock.recv(65536)
-                self.decoder.receive_data(data)
-                if not data and self.decoder.next_event() is framekit.END_OF_STREAM:
-                    raise ConnectionError("the server closed the connection")
+                self.decoder.receive_data(self.sock.recv(65536))
                 continue
             if isinstance(event, framekit.Header):
                 header = event
@@ -418,38 +430,14 @@ class BlockingFramekitClient:
                 raise ConnectionError(f"unexpected reply {header.fields}")
 
 
-def blocking_framekit_loop(client: BlockingFramekitClient, n: int, failures: list[int]) -> None:
-    for _ in range(n):
-        if not client.run(COMMAND):
-            failures.append(1)
-
-
 def run_blocking_framekit_clients(port: int, conns: int) -> None:
-    clients = []
+    commands = []
     for _ in range(conns):
         client = BlockingFramekitClient(port)
         for _ in range(WARMUP):
             client.run(COMMAND)
-        clients.append(client)
-    emit("CONNECTED")
-    while words := read_command():
-        count = int(words[1])
-        failures: list[int] = []
-        t0 = time.monotonic()
-        if conns == 1:  # as for the threaded server's clients: no thread for one connection
-            blocking_framekit_loop(clients[0], count, failures)
-        else:
-            threads = [
-                threading.Thread(target=blocking_framekit_loop, args=(client, n, failures))
-                for client, n in zip(clients, split(count, conns), strict=True)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        t1 = time.monotonic()
-        result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
-        emit("RESULT " + json.dumps(result))
+        commands.append(partial(client.run, COMMAND))
+    drive_blocking_clients(commands)
 
 
 def run_framekit_clients(port: int, conns: int) -> None:
@@ -479,9 +467,7 @@ def run_framekit_clients(port: int, conns: int) -> None:
                 async with trio.open_nursery() as nursery:
                     for client, n in zip(clients, split(count, conns), strict=True):
                         nursery.start_soon(loop, client, n, failures)
-                t1 = time.monotonic()
-                result = {"count": count, "t0": t0, "t1": t1, "failures": len(failures)}
-                emit("RESULT " + json.dumps(result))
+                report_result(count, t0, time.monotonic(), len(failures))
         finally:
             for client in clients:
                 await client.aclose()
@@ -518,7 +504,7 @@ def run_local(impl: str, conc: int) -> None:
             t1 = time.monotonic()
         else:
             t0, t1 = trio.run(trio_local, count, conc)
-        emit("RESULT " + json.dumps({"count": count, "t0": t0, "t1": t1, "failures": failures}))
+        report_result(count, t0, t1, failures)
 
 
 def worker_main(argv: list[str]) -> None:
@@ -803,10 +789,7 @@ def render(report: dict[str, Any], markdown: bool) -> str:
             out.append("")
         out.append("Targets (framekit / peer, same run)\n")
         out.append(text_table(*target_rows(checks)))
-    errors = [r for r in results if "error" in r]
-    if errors:
-        out.append("\nERRORS")
-        out += [f"- {r['impl']} x{r['conc']}: {r['error']}" for r in errors]
+    out += error_lines(results, lambda r: f"{r['impl']} x{r['conc']}")
     return "\n".join(out)
 
 
@@ -814,11 +797,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         worker_main(sys.argv[2:])
         return 0
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer commands, one run per case")
-    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    parser = driver_parser(__doc__, "fewer commands, one run per case")
     parser.add_argument(
         "--commands",
         type=int,

@@ -28,7 +28,6 @@ How:
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -43,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _common import CaseError, Worker, publish
+from _common import CaseError, Worker, driver_parser, publish
 from peers import IMPLS, ONEWAY, PINGPONG
 
 PEERS_SCRIPT = Path(__file__).with_name("peers.py")
@@ -511,11 +510,7 @@ def environment() -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="one short run per case (~40 s)")
-    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    parser = driver_parser(__doc__, "one short run per case (~40 s)")
     parser.add_argument("--seconds", type=float, help="target length of a run (default 0.6)")
     parser.add_argument("--only", help="comma-separated implementations: " + ", ".join(IMPLS))
     parser.add_argument(

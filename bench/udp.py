@@ -49,7 +49,9 @@ from _common import (
     Workers,
     add_run_options,
     cpu_seconds,
+    driver_parser,
     emit,
+    error_lines,
     guarded,
     limit_lifetime,
     load_report,
@@ -597,10 +599,7 @@ def render(report: dict[str, Any], markdown: bool) -> str:
     skipped = report.get("skipped") or {}
     if skipped:
         out.append("\nSkipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
-    errors = [r for r in results if "error" in r]
-    if errors:
-        out.append("\nERRORS")
-        out += [f"- {r['impl']} {r['mode']}: {r['error']}" for r in errors]
+    out += error_lines(results, lambda r: f"{r['impl']} {r['mode']}")
     return "\n".join(out)
 
 
@@ -608,11 +607,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         worker_main(sys.argv[2:])
         return 0
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="shorter runs, one per case")
-    parser.add_argument("--repeat", type=int, help="measured runs per case (default 3; quick 1)")
+    parser = driver_parser(__doc__, "shorter runs, one per case")
     parser.add_argument(
         "--round-trips", type=int, help="round trips per run (default 20,000; quick 5,000)"
     )

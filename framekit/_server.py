@@ -339,8 +339,8 @@ class _Connection:
             request.shell if request.shell is not None else (request.argv or ())
         )
         start = trio.current_time()
-        watched: trio.Event | None = None  # set once the watcher has ended, if it started
-        watcher_scope = trio.CancelScope()
+        # The watcher's cancel scope and its "ended" event, once it has been started.
+        watching: tuple[trio.CancelScope, trio.Event] | None = None
         with trio.CancelScope() as command_scope:
 
             def stop(reason: str) -> None:
@@ -363,15 +363,14 @@ class _Connection:
                     log.warning("%s stopped reading output of request %r", self.peer, request.id)
                     stop("gone")
 
-            async def watch_client() -> None:
+            async def watch_client(scope: trio.CancelScope, ended: trio.Event) -> None:
                 # While a command runs the client may only cancel it or hang up. Most
                 # commands end within a few milliseconds: watching only starts once one
                 # has run for WATCH_AFTER, which saves starting and cancelling a task
                 # for them (measured: ~0.15 ms of server CPU per request). A client that
                 # leaves earlier is still noticed, when the output or exit message fails.
-                assert watched is not None
                 try:
-                    with watcher_scope:
+                    with scope:
                         try:
                             incoming = await stream.receive_message_stream()
                             await incoming.discard()
@@ -380,12 +379,12 @@ class _Connection:
                             return
                         stop("cancel" if incoming.header.get("type") == "cancel" else "pipelined")
                 finally:
-                    watched.set()
+                    ended.set()
 
             def start_watching() -> None:
-                nonlocal watched
-                watched = trio.Event()
-                self.watchers.start_soon(watch_client)
+                nonlocal watching
+                watching = (trio.CancelScope(), trio.Event())
+                self.watchers.start_soon(watch_client, *watching)
 
             # The command runs in this task (one task fewer per request); stop() cancels
             # it through command_scope, which absorbs that cancellation.
@@ -407,9 +406,10 @@ class _Connection:
                 )
             except OSError as exc:
                 start_error = exc
-        if watched is not None:  # the command ran long enough to be watched: end that
+        if watching is not None:  # the command ran long enough to be watched: end that
+            watcher_scope, watcher_ended = watching
             watcher_scope.cancel()
-            await watched.wait()
+            await watcher_ended.wait()
         elapsed = trio.current_time() - start
         program = request.program
         if start_error is not None:

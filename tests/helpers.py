@@ -1,9 +1,11 @@
-"""Shared test helpers: feeding decoders in many chunkings."""
+"""Shared test helpers: feeding decoders in many chunkings, wrapping streams, processes."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+
+import trio
 
 import framekit
 
@@ -74,3 +76,22 @@ async def wait_gone(pids: list[int], limit: float = 10.0) -> None:
     with trio.fail_after(limit):
         while not all(process_gone(p) for p in pids):
             await trio.sleep(0.02)
+
+
+class PassThroughStream(trio.abc.Stream):
+    """Forwards every call to ``inner``; tests subclass it to watch or disturb one call."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

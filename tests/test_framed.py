@@ -10,6 +10,8 @@ from trio.testing import memory_stream_pair
 import framekit
 from framekit import FramedStream, FrameEncoder, FrameFormat, FrameTooLarge, IncompleteFrame
 
+from .helpers import PassThroughStream
+
 
 def payloads(seed: int, count: int = 200, max_size: int = 3000) -> list[bytes]:
     rng = random.Random(seed)
@@ -158,29 +160,20 @@ async def test_receive_nowait_and_receive_many() -> None:
     assert await framed.receive_many() == [b"x", b"y"]
 
 
-class CancelOnNthRead(trio.abc.Stream):
+class CancelOnNthRead(PassThroughStream):
     """Passes bytes through, but cancels ``scope`` at the ``n``-th receive_some checkpoint."""
 
     def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.scope: trio.CancelScope | None = None
         self.countdown = -1
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         self.countdown -= 1
         if self.countdown == 0 and self.scope is not None:
             self.scope.cancel()
             await trio.lowlevel.checkpoint()
         return await self.inner.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -8,12 +8,14 @@ from trio.testing import memory_stream_pair
 import framekit
 from framekit import FrameDecoder, FrameFormat, FrameTooLarge, open_framed_channel
 
+from .helpers import PassThroughStream
 
-class CountingStream(trio.abc.Stream):
+
+class CountingStream(PassThroughStream):
     """Records each send_all; optionally blocks sends until released."""
 
     def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.sends: list[int] = []
         self.gate: trio.Event | None = None
 
@@ -23,17 +25,8 @@ class CountingStream(trio.abc.Stream):
         self.sends.append(len(data))
         await self.inner.send_all(data)
 
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def decode(data: bytes) -> list[bytes]:
+def decode(data: bytes | bytearray) -> list[bytes]:
     dec = FrameDecoder()
     dec.receive_data(data)
     return dec.frames()

@@ -9,6 +9,8 @@ from framekit import FramedStream, FrameEncoder, MessageStream
 from framekit._framed import DEFAULT_RECEIVE_SIZE
 from framekit._util import FIRST_READ, ReadSize
 
+from .helpers import PassThroughStream
+
 
 def test_reads_start_small_grow_while_full_and_shrink_when_mostly_empty() -> None:
     size = ReadSize(1024 * 1024)
@@ -33,28 +35,16 @@ def test_a_limit_under_the_first_read_is_never_exceeded() -> None:
     assert size.size == 100
 
 
-class RecordingStream(trio.abc.Stream):
-    """Passes calls through, recording the ``max_bytes`` of each ``receive_some``."""
+class RecordingStream(PassThroughStream):
+    """Records the ``max_bytes`` of each ``receive_some``."""
 
     def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.asked: list[int | None] = []
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         self.asked.append(max_bytes)
         return await self.inner.receive_some(max_bytes)
-
-    async def send_eof(self) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_framed_stream_reads_grow_for_bulk_and_stay_small_for_small_frames() -> None:
