@@ -46,7 +46,7 @@ from _common import CaseError, Worker, driver_parser, publish
 from peers import IMPLS, ONEWAY, PINGPONG
 
 PEERS_SCRIPT = Path(__file__).with_name("peers.py")
-FRAMING_CODE = ("framekit/_framed.py", "framekit/_codec.py", "framekit/_format.py")
+FRAMING_CODE = ("framekit/streams", "framekit/codec", "framekit/_types.py")
 SIZES = (64, 1024, 64 * 1024, 4 * 1024 * 1024)
 PINGPONG_SIZE = 64
 LABELS = {64: "64 B", 1024: "1 KiB", 64 * 1024: "64 KiB", 4 * 1024 * 1024: "4 MiB"}

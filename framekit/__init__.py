@@ -1,42 +1,27 @@
 """framekit: message framing over TCP for Trio, with UDP datagrams as the contrast.
 
-Layers, bottom up (each imports only the ones below it):
+The layers are folders, bottom up; each imports only the ones below it:
 
-* sans-IO: :class:`FrameFormat`, :class:`FrameEncoder`, :class:`FrameDecoder`,
-  :class:`MessageEncoder`, :class:`MessageDecoder` - pure, fed bytes, no sockets.
-* Trio: :class:`FramedStream`, :class:`FramedChannel`, :class:`MessageStream` and the
-  connection helpers - they only move bytes and handle cancellation.
-* servers and tools: :func:`serve` (command server + UDP echo), :class:`Client`,
-  :func:`fan_out`, :func:`send_datagram`.
+* :mod:`framekit.codec` - sans-IO frame and message codecs: pure, fed bytes, no sockets,
+  no Trio.
+* :mod:`framekit.streams` - Trio wrappers (:class:`FramedStream`, :class:`FramedChannel`,
+  :class:`MessageStream`, :class:`DeadlineStream`) and connect / serve helpers: they only
+  move bytes and handle cancellation.
+* :mod:`framekit.remote`, :mod:`framekit.datagram`, :mod:`framekit.compare` - the
+  remote-command protocol (server and client), the UDP echo and datagram client, and
+  the experiments behind ``framekit compare``;
+* :func:`serve` composes the servers in one nursery.
+
+Every public name is importable from here. The codec and the errors load with the
+package; the other layers load on first use, so ``from framekit import FrameDecoder``
+does not import Trio, subprocess or ssl.
 """
 
 from __future__ import annotations
 
-from ._address import parse_address as parse_address
-from ._client import Client as Client
-from ._client import CommandResult as CommandResult
-from ._client import FileInfo as FileInfo
-from ._client import HostResult as HostResult
-from ._client import OutputChunk as OutputChunk
-from ._client import fan_out as fan_out
-from ._client import run_command as run_command
-from ._codec import END_OF_STREAM as END_OF_STREAM
-from ._codec import NEED_DATA as NEED_DATA
-from ._codec import FrameDecoder as FrameDecoder
-from ._codec import FrameEncoder as FrameEncoder
-from ._codec import Sentinel as Sentinel
-from ._compare import BurstResult as BurstResult
-from ._compare import CompareOptions as CompareOptions
-from ._compare import CompareReport as CompareReport
-from ._compare import Piece as Piece
-from ._compare import WayResult as WayResult
-from ._compare import run_compare as run_compare
-from ._connect import Retry as Retry
-from ._connect import open_framed_connection as open_framed_connection
-from ._connect import open_message_connection as open_message_connection
-from ._connect import open_stream as open_stream
-from ._connect import serve_framed as serve_framed
-from ._connect import serve_messages as serve_messages
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import BadHeader as BadHeader
 from ._errors import ChecksumMismatch as ChecksumMismatch
 from ._errors import ConnectError as ConnectError
@@ -47,116 +32,202 @@ from ._errors import IncompleteFrame as IncompleteFrame
 from ._errors import InvalidFormat as InvalidFormat
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import ProtocolError as ProtocolError
-from ._format import DEFAULT_FORMAT as DEFAULT_FORMAT
-from ._format import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
-from ._format import TUTORIAL_FORMAT as TUTORIAL_FORMAT
-from ._format import FrameFormat as FrameFormat
-from ._framed import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
-from ._framed import FramedChannel as FramedChannel
-from ._framed import FramedStream as FramedStream
-from ._framed import open_framed_channel as open_framed_channel
-from ._message import DEFAULT_MAX_HEADER_SIZE as DEFAULT_MAX_HEADER_SIZE
-from ._message import BodyChunk as BodyChunk
-from ._message import EndOfMessage as EndOfMessage
-from ._message import Header as Header
-from ._message import MessageDecoder as MessageDecoder
-from ._message import MessageEncoder as MessageEncoder
-from ._message_stream import IncomingMessage as IncomingMessage
-from ._message_stream import Message as Message
-from ._message_stream import MessageStream as MessageStream
-from ._protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
-from ._protocol import AuthenticationError as AuthenticationError
-from ._protocol import ErrorCode as ErrorCode
-from ._protocol import RemoteError as RemoteError
-from ._server import DEFAULT_PORT as DEFAULT_PORT
-from ._server import InsecureBindError as InsecureBindError
-from ._server import ServerAddresses as ServerAddresses
-from ._server import ServerConfig as ServerConfig
-from ._server import serve as serve
-from ._server import serve_until_signal as serve_until_signal
-from ._tls import client_ssl_context as client_ssl_context
-from ._tls import server_ssl_context as server_ssl_context
-from ._udp import MAX_UDP_PAYLOAD as MAX_UDP_PAYLOAD
-from ._udp import DatagramReply as DatagramReply
-from ._udp import DatagramTimeout as DatagramTimeout
-from ._udp import PingReport as PingReport
-from ._udp import UdpEchoStats as UdpEchoStats
-from ._udp import ping as ping
-from ._udp import send_datagram as send_datagram
-from ._udp import serve_udp_echo as serve_udp_echo
+from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._version import __version__ as __version__
+from .codec import DEFAULT_FORMAT as DEFAULT_FORMAT
+from .codec import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
+from .codec import DEFAULT_MAX_HEADER_SIZE as DEFAULT_MAX_HEADER_SIZE
+from .codec import END_OF_STREAM as END_OF_STREAM
+from .codec import NEED_DATA as NEED_DATA
+from .codec import TUTORIAL_FORMAT as TUTORIAL_FORMAT
+from .codec import BodyChunk as BodyChunk
+from .codec import EndOfMessage as EndOfMessage
+from .codec import FrameDecoder as FrameDecoder
+from .codec import FrameEncoder as FrameEncoder
+from .codec import FrameFormat as FrameFormat
+from .codec import Header as Header
+from .codec import MessageDecoder as MessageDecoder
+from .codec import MessageEncoder as MessageEncoder
+from .codec import Sentinel as Sentinel
 
-__all__ = [
-    "CANCEL_CHECK_INTERVAL",
-    "DEFAULT_FORMAT",
-    "DEFAULT_MAX_FRAME_SIZE",
-    "DEFAULT_MAX_HEADER_SIZE",
-    "DEFAULT_PORT",
-    "END_OF_STREAM",
-    "MAX_UDP_PAYLOAD",
-    "NEED_DATA",
-    "PROTOCOL_VERSION",
-    "TUTORIAL_FORMAT",
-    "AuthenticationError",
-    "BadHeader",
-    "BodyChunk",
-    "BurstResult",
-    "ChecksumMismatch",
-    "Client",
-    "CommandResult",
-    "CompareOptions",
-    "CompareReport",
-    "ConnectError",
-    "DatagramReply",
-    "DatagramTimeout",
-    "EndOfMessage",
-    "ErrorCode",
-    "FileInfo",
-    "FrameDecoder",
-    "FrameEncoder",
-    "FrameFormat",
-    "FrameTooLarge",
-    "FramedChannel",
-    "FramedStream",
-    "FramekitError",
-    "Header",
-    "HeaderTooLarge",
-    "HostResult",
-    "IncomingMessage",
-    "IncompleteFrame",
-    "InsecureBindError",
-    "InvalidFormat",
-    "LocalProtocolError",
-    "Message",
-    "MessageDecoder",
-    "MessageEncoder",
-    "MessageStream",
-    "OutputChunk",
-    "Piece",
-    "PingReport",
-    "ProtocolError",
-    "RemoteError",
-    "Retry",
-    "Sentinel",
-    "ServerAddresses",
-    "ServerConfig",
-    "UdpEchoStats",
-    "WayResult",
-    "client_ssl_context",
-    "fan_out",
-    "open_framed_channel",
-    "open_framed_connection",
-    "open_message_connection",
-    "open_stream",
-    "parse_address",
-    "ping",
-    "run_command",
-    "run_compare",
-    "send_datagram",
-    "serve",
-    "serve_framed",
-    "serve_messages",
-    "serve_udp_echo",
-    "serve_until_signal",
-    "server_ssl_context",
-]
+if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and docs
+    from ._serve import ServerAddresses as ServerAddresses
+    from ._serve import serve as serve
+    from ._serve import serve_until_signal as serve_until_signal
+    from .compare import BurstResult as BurstResult
+    from .compare import CompareOptions as CompareOptions
+    from .compare import CompareReport as CompareReport
+    from .compare import Piece as Piece
+    from .compare import WayResult as WayResult
+    from .compare import cycle_sizes as cycle_sizes
+    from .compare import run_compare as run_compare
+    from .datagram import MAX_UDP6_PAYLOAD as MAX_UDP6_PAYLOAD
+    from .datagram import MAX_UDP_PAYLOAD as MAX_UDP_PAYLOAD
+    from .datagram import DatagramReply as DatagramReply
+    from .datagram import DatagramTimeout as DatagramTimeout
+    from .datagram import PingReport as PingReport
+    from .datagram import UdpEchoStats as UdpEchoStats
+    from .datagram import ping as ping
+    from .datagram import send_datagram as send_datagram
+    from .datagram import serve_tcp_echo as serve_tcp_echo
+    from .datagram import serve_udp_echo as serve_udp_echo
+    from .remote import DEFAULT_PORT as DEFAULT_PORT
+    from .remote import PROTOCOL_VERSION as PROTOCOL_VERSION
+    from .remote import AuthenticationError as AuthenticationError
+    from .remote import Client as Client
+    from .remote import CommandResult as CommandResult
+    from .remote import ErrorCode as ErrorCode
+    from .remote import FileInfo as FileInfo
+    from .remote import HostResult as HostResult
+    from .remote import InsecureBindError as InsecureBindError
+    from .remote import OutputChunk as OutputChunk
+    from .remote import RemoteError as RemoteError
+    from .remote import ServerConfig as ServerConfig
+    from .remote import fan_out as fan_out
+    from .remote import run_command as run_command
+    from .remote import serve_commands as serve_commands
+    from .streams import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
+    from .streams import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+    from .streams import DeadlineStream as DeadlineStream
+    from .streams import FramedChannel as FramedChannel
+    from .streams import FramedStream as FramedStream
+    from .streams import IncomingMessage as IncomingMessage
+    from .streams import Message as Message
+    from .streams import MessageStream as MessageStream
+    from .streams import Retry as Retry
+    from .streams import StreamTimeout as StreamTimeout
+    from .streams import client_ssl_context as client_ssl_context
+    from .streams import open_framed_channel as open_framed_channel
+    from .streams import open_framed_connection as open_framed_connection
+    from .streams import open_framed_stream as open_framed_stream
+    from .streams import open_message_connection as open_message_connection
+    from .streams import open_message_stream as open_message_stream
+    from .streams import open_stream as open_stream
+    from .streams import parse_address as parse_address
+    from .streams import serve_framed as serve_framed
+    from .streams import serve_messages as serve_messages
+    from .streams import server_ssl_context as server_ssl_context
+
+#: Where each lazily loaded public name lives.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(["ServerAddresses", "serve", "serve_until_signal"], "._serve"),
+    **dict.fromkeys(
+        [
+            "BurstResult",
+            "CompareOptions",
+            "CompareReport",
+            "Piece",
+            "WayResult",
+            "cycle_sizes",
+            "run_compare",
+        ],
+        ".compare",
+    ),
+    **dict.fromkeys(
+        [
+            "MAX_UDP6_PAYLOAD",
+            "MAX_UDP_PAYLOAD",
+            "DatagramReply",
+            "DatagramTimeout",
+            "PingReport",
+            "UdpEchoStats",
+            "ping",
+            "send_datagram",
+            "serve_tcp_echo",
+            "serve_udp_echo",
+        ],
+        ".datagram",
+    ),
+    **dict.fromkeys(
+        [
+            "DEFAULT_PORT",
+            "PROTOCOL_VERSION",
+            "AuthenticationError",
+            "Client",
+            "CommandResult",
+            "ErrorCode",
+            "FileInfo",
+            "HostResult",
+            "InsecureBindError",
+            "OutputChunk",
+            "RemoteError",
+            "ServerConfig",
+            "fan_out",
+            "run_command",
+            "serve_commands",
+        ],
+        ".remote",
+    ),
+    **dict.fromkeys(
+        [
+            "CANCEL_CHECK_INTERVAL",
+            "DEFAULT_IDLE_TIMEOUT",
+            "DeadlineStream",
+            "FramedChannel",
+            "FramedStream",
+            "IncomingMessage",
+            "Message",
+            "MessageStream",
+            "Retry",
+            "StreamTimeout",
+            "client_ssl_context",
+            "open_framed_channel",
+            "open_framed_connection",
+            "open_framed_stream",
+            "open_message_connection",
+            "open_message_stream",
+            "open_stream",
+            "parse_address",
+            "serve_framed",
+            "serve_messages",
+            "server_ssl_context",
+        ],
+        ".streams",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(
+    [
+        "BadHeader",
+        "BodyChunk",
+        "ChecksumMismatch",
+        "ConnectError",
+        "DEFAULT_FORMAT",
+        "DEFAULT_MAX_FRAME_SIZE",
+        "DEFAULT_MAX_HEADER_SIZE",
+        "END_OF_STREAM",
+        "EndOfMessage",
+        "FrameDecoder",
+        "FrameEncoder",
+        "FrameFormat",
+        "FrameTooLarge",
+        "FramekitError",
+        "Header",
+        "HeaderTooLarge",
+        "IncompleteFrame",
+        "InvalidFormat",
+        "LocalProtocolError",
+        "MessageDecoder",
+        "MessageEncoder",
+        "NEED_DATA",
+        "ProtocolError",
+        "RemoteProtocolError",
+        "Sentinel",
+        "TUTORIAL_FORMAT",
+        *_LAZY,
+    ]
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
     "BadHeader",
     "ChecksumMismatch",
@@ -13,6 +15,7 @@ __all__ = [
     "InvalidFormat",
     "LocalProtocolError",
     "ProtocolError",
+    "RemoteProtocolError",
 ]
 
 
@@ -31,6 +34,20 @@ class ProtocolError(FramekitError):
     error state and every later call raises again: there is no resynchronising on garbage.
     Encoders raise :class:`FrameTooLarge`, :class:`HeaderTooLarge` or
     :class:`LocalProtocolError` for what you asked to send; nothing is sent then.
+
+    Attributes:
+        terminal: whether the stream that raised it can never receive again (``True`` for
+            every error but :class:`ChecksumMismatch`, whose framing is intact).
+    """
+
+    terminal: ClassVar[bool] = True
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent well-framed messages that its protocol does not allow.
+
+    For example a server whose greeting is not a framekit ``hello``, or a reply to the
+    wrong request. The connection cannot be trusted after it.
     """
 
 
@@ -82,6 +99,8 @@ class ChecksumMismatch(ProtocolError):
     The framing itself is intact, so the stream can carry on with the next message; the
     body that was received must not be trusted.
     """
+
+    terminal: ClassVar[bool] = False
 
     def __init__(self, message: str, *, expected: str, actual: str) -> None:
         super().__init__(message)

@@ -110,7 +110,7 @@ def test_exit_code_mirrors_remote(
 async def test_get_refuses_a_file_without_sha256(nursery: trio.Nursery, tmp_path: Path) -> None:
     async def no_checksum(stream: trio.SocketStream) -> None:
         messages = framekit.MessageStream(stream)
-        await messages.send_message({"type": "hello", "protocol": 1, "auth": "none"})
+        await messages.send_message({"type": "hello", "protocol": 1, "auth": "none", "files": True})
         request = await messages.receive_message()
         await messages.send_message(
             {"type": "file", "id": request.header["id"], "name": "f"}, b"unverified"

@@ -8,8 +8,8 @@ import signal
 import pytest
 import trio
 
-from framekit import _commands
-from framekit._commands import CommandOutcome, run_command_streaming
+from framekit.remote import _processes as _commands
+from framekit.remote._processes import CommandOutcome, run_command_streaming
 
 from .helpers import process_gone, wait_gone
 

@@ -7,7 +7,7 @@ import trio
 
 import framekit
 from framekit import CompareOptions, Piece, run_compare
-from framekit._compare import attribute
+from framekit.compare._experiment import attribute
 
 from .server_helpers import start_server
 
@@ -92,7 +92,7 @@ def test_report_dict_is_json_ready() -> None:
 
 
 def test_cycle_sizes() -> None:
-    from framekit._compare import cycle_sizes
+    from framekit import cycle_sizes
 
     assert cycle_sizes((1, 2, 3), 7) == (1, 2, 3, 1, 2, 3, 1)
     with pytest.raises(ValueError, match="count of at least 1"):

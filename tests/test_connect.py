@@ -14,8 +14,8 @@ from framekit import (
     FramedStream,
     MessageStream,
     Retry,
-    open_framed_connection,
-    open_message_connection,
+    open_framed_stream,
+    open_message_stream,
     serve_framed,
     serve_messages,
 )
@@ -31,7 +31,7 @@ async def echo(channel: FramedStream) -> None:
 async def test_framed_echo_over_loopback_tcp(nursery: trio.Nursery) -> None:
     [(host, port)] = await nursery.start(serve_framed, echo, 0)
     assert host == "127.0.0.1" and port > 0
-    async with await open_framed_connection(host, port) as conn:
+    async with await open_framed_stream(host, port) as conn:
         for payload in [b"", b"hi", b"x" * 100_000, bytes(range(256)) * 20000]:
             await conn.send(payload)
             assert await conn.receive() == payload
@@ -43,7 +43,7 @@ async def test_ipv6_loopback(nursery: trio.Nursery) -> None:
         lambda task_status: serve_framed(echo, 0, host="::1", task_status=task_status)
     )
     assert host == "::1"
-    async with await open_framed_connection("::1", port) as conn:
+    async with await open_framed_stream("::1", port) as conn:
         await conn.send(b"v6")
         assert await conn.receive() == b"v6"
 
@@ -56,7 +56,7 @@ async def test_tls_with_trustme(
             echo, 0, ssl_context=server_ssl_context, task_status=task_status
         )
     )
-    conn = await open_framed_connection(
+    conn = await open_framed_stream(
         "127.0.0.1", port, ssl_context=client_ssl_context, server_hostname="localhost"
     )
     assert isinstance(conn.transport_stream, trio.SSLStream)
@@ -75,14 +75,12 @@ async def test_tls_untrusted_server_is_a_connect_error_not_retried(
     )
     untrusting = ssl.create_default_context()  # does not know the test CA
     with pytest.raises(ConnectError, match=r"TLS handshake with 127\.0\.0\.1:\d+ failed"):
-        await open_framed_connection(
-            "127.0.0.1", port, ssl_context=untrusting, retry=Retry(attempts=5)
-        )
+        await open_framed_stream("127.0.0.1", port, ssl_context=untrusting, retry=Retry(attempts=5))
 
 
 async def test_refused_after_bounded_attempts(closed_port: int) -> None:
     with pytest.raises(ConnectError, match=r"after 3 attempt\(s\).*is the server running") as info:
-        await open_framed_connection(
+        await open_framed_stream(
             "127.0.0.1", closed_port, retry=Retry(attempts=3, initial_delay=0.001)
         )
     assert isinstance(info.value.__cause__, OSError)
@@ -102,7 +100,7 @@ async def test_retry_until_server_is_up(closed_port: int) -> None:
                 await server.send(b"finally")
 
         nursery.start_soon(late_server)
-        conn = await open_framed_connection("127.0.0.1", closed_port, retry=Retry.for_seconds(10))
+        conn = await open_framed_stream("127.0.0.1", closed_port, retry=Retry.for_seconds(10))
         assert await conn.receive() == b"finally"
         await conn.aclose()
     listener.close()
@@ -111,7 +109,7 @@ async def test_retry_until_server_is_up(closed_port: int) -> None:
 async def test_retry_gives_up_at_timeout(closed_port: int) -> None:
     start = trio.current_time()
     with pytest.raises(ConnectError):
-        await open_framed_connection(
+        await open_framed_stream(
             "127.0.0.1", closed_port, retry=Retry(attempts=None, timeout=0.3, initial_delay=0.05)
         )
     assert trio.current_time() - start < 0.3
@@ -147,20 +145,20 @@ async def test_bad_peer_is_logged_and_others_keep_working(
         await hostile.send_all(b"\xff\xff\xff\xff")  # a 4 GiB declared length
         with trio.fail_after(5):
             assert await hostile.receive_some() == b""  # the server hung up on it
-    async with await open_framed_connection(host, port) as good:
+    async with await open_framed_stream(host, port) as good:
         await good.send(b"still here")
         assert await good.receive() == b"still here"
     assert any("4294967295-byte frame" in r.getMessage() for r in caplog.records)
     assert all(r.levelno <= logging.WARNING for r in caplog.records)
 
 
-async def test_serve_messages_and_open_message_connection(nursery: trio.Nursery) -> None:
+async def test_serve_messages_and_open_message_stream(nursery: trio.Nursery) -> None:
     async def upper(channel: MessageStream) -> None:
         async for message in channel:
             await channel.send_message({"reply": True}, message.body.upper())
 
     [(host, port)] = await nursery.start(serve_messages, upper, 0)
-    async with await open_message_connection(host, port) as conn:
+    async with await open_message_stream(host, port) as conn:
         await conn.send_message({}, b"shout")
         reply = await conn.receive_message()
         assert reply.header["reply"] is True and reply.body == b"SHOUT"
@@ -175,7 +173,7 @@ def test_public_names_importable() -> None:
 
 async def test_refused_reason_is_spelled_out(closed_port: int) -> None:
     with pytest.raises(ConnectError, match="Connection refused"):
-        await open_framed_connection("127.0.0.1", closed_port)
+        await open_framed_stream("127.0.0.1", closed_port)
 
 
 async def black_hole(host: str, port: int) -> trio.SocketStream:
@@ -191,7 +189,7 @@ async def test_each_attempt_is_bounded(
     monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
     start = trio.current_time()
     with pytest.raises(ConnectError, match=r"after 2 attempt\(s\).*no answer within 3 s"):
-        await open_framed_connection(
+        await open_framed_stream(
             "192.0.2.1", 9, retry=Retry(attempts=2, initial_delay=1, jitter=0, attempt_timeout=3)
         )
     assert trio.current_time() - start == pytest.approx(7)
@@ -203,7 +201,7 @@ async def test_overall_timeout_cuts_a_slow_attempt(
     monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
     start = trio.current_time()
     with pytest.raises(ConnectError):
-        await open_framed_connection("192.0.2.1", 9, retry=Retry.for_seconds(5))
+        await open_framed_stream("192.0.2.1", 9, retry=Retry.for_seconds(5))
     assert trio.current_time() - start == pytest.approx(5)
 
 
@@ -218,7 +216,7 @@ async def test_tls_handshake_without_answer_is_bounded(
     listeners = await nursery.start(trio.serve_tcp, mute, 0)
     port = listeners[0].socket.getsockname()[1]
     with pytest.raises(ConnectError, match="got no answer within 10 s"):
-        await open_framed_connection("127.0.0.1", port, ssl_context=client_ssl_context)
+        await open_framed_stream("127.0.0.1", port, ssl_context=client_ssl_context)
 
 
 async def test_gathered_sends_survive_partial_writes(nursery: trio.Nursery) -> None:
@@ -235,7 +233,7 @@ async def test_gathered_sends_survive_partial_writes(nursery: trio.Nursery) -> N
 
     [(host, port)] = await nursery.start(serve_framed, slow_reader, 0)
     payloads = [bytes([i]) * (900_000 - i) for i in range(6)] + [b"x" * 20_000]
-    async with await open_framed_connection(host, port) as conn:
+    async with await open_framed_stream(host, port) as conn:
         for p in payloads:
             await conn.send(p)
     with trio.fail_after(10):
@@ -248,8 +246,13 @@ async def test_gathered_send_to_a_vanished_peer_is_broken(nursery: trio.Nursery)
         pass  # closes at once
 
     [(host, port)] = await nursery.start(serve_framed, hang_up, 0)
-    conn = await open_framed_connection(host, port)
+    conn = await open_framed_stream(host, port)
     with pytest.raises(trio.BrokenResourceError):  # noqa: PT012
         for _ in range(100):  # the reset arrives after a send or two
             await conn.send(b"z" * 50_000)
     await conn.aclose()
+
+
+def test_earlier_connect_names_are_aliases() -> None:
+    assert framekit.open_framed_connection is framekit.open_framed_stream
+    assert framekit.open_message_connection is framekit.open_message_stream

@@ -155,11 +155,11 @@ async def test_get_through_a_symlink_inside_is_allowed(
     assert (tmp_path / "out").read_bytes() == b"data"
 
 
-def test_upload_dir_must_exist(tmp_path: Path) -> None:
-    from framekit._files import UploadDirectory
+async def test_upload_dir_must_exist(tmp_path: Path) -> None:
+    from framekit.remote._files import UploadDirectory
 
     with pytest.raises(FileNotFoundError):
-        UploadDirectory(tmp_path / "missing")
+        await UploadDirectory.open(tmp_path / "missing")
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
-        UploadDirectory(tmp_path / "file")
+        await UploadDirectory.open(tmp_path / "file")

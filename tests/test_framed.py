@@ -227,7 +227,7 @@ async def test_cancelled_send_marks_stream_broken_for_sending() -> None:
     framed = FramedStream(a)
     with trio.move_on_after(0.01):  # nobody reads, so send_all blocks
         await framed.send(b"x" * 100)
-    with pytest.raises(trio.BrokenResourceError, match="earlier send was cancelled"):
+    with pytest.raises(trio.BrokenResourceError, match="earlier send failed or was cancelled"):
         await framed.send(b"y")
     await b.aclose()
 
@@ -238,7 +238,7 @@ async def test_transport_failure_propagates() -> None:
     await raw.aclose()
     with pytest.raises(trio.BrokenResourceError, match="MemoryReceiveStream was closed"):
         await framed.send(b"x")
-    with pytest.raises(trio.BrokenResourceError, match="earlier send was cancelled or failed"):
+    with pytest.raises(trio.BrokenResourceError, match="earlier send failed or was cancelled"):
         await framed.send(b"x")
     with pytest.raises(trio.EndOfChannel):
         await framed.receive()

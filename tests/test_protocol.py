@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from framekit._protocol import (
+from framekit.remote._protocol import (
     BadRequest,
     ErrorCode,
     FileRequest,

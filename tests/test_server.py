@@ -11,7 +11,7 @@ import trio
 
 import framekit
 from framekit import AuthenticationError, ErrorCode, RemoteError, ServerConfig
-from framekit._server import check_bind_safety, is_loopback
+from framekit.remote._config import check_bind_safety, is_loopback
 
 from .conftest import HAS_IPV6
 from .helpers import wait_gone
@@ -168,17 +168,33 @@ async def test_cancel_message_stops_command(nursery: trio.Nursery) -> None:
         assert (await client.run(["echo", "after"])).stdout == b"after\n"
 
 
-async def test_pipelined_request_is_refused(nursery: trio.Nursery) -> None:
+@pytest.mark.parametrize("first", [["sh", "-c", "sleep 0.3; echo one"], ["echo", "one"]])
+async def test_pipelined_request_is_served_after_the_running_one(
+    nursery: trio.Nursery, first: list[str]
+) -> None:
+    # The same replies, in the same order, whether the first command ends before the
+    # server starts watching the client (echo) or long after (sleep).
     addrs = await start_server(nursery)
     async with await connect(addrs) as client:
         stream = client.stream
-        await stream.send_message({"type": "run", "id": 1, "argv": ["sleep", "30"]})
-        await stream.send_message({"type": "run", "id": 2, "argv": ["true"]})
-        first = await stream.receive_message()
-        assert first.header["status"] == "cancelled"
-        second = await stream.receive_message()
-        assert second.header["code"] == "bad_request"
-        assert "one request at a time" in second.header["message"]
+        await stream.send_message({"type": "run", "id": 1, "argv": first})
+        await stream.send_message({"type": "run", "id": 2, "argv": ["echo", "two"]})
+        replies = [(await stream.receive_message()) for _ in range(4)]
+        assert [(r.header["type"], r.header["id"], r.body) for r in replies] == [
+            ("output", 1, b"one\n"),
+            ("exit", 1, b""),
+            ("output", 2, b"two\n"),
+            ("exit", 2, b""),
+        ]
+        assert replies[1].header["status"] == replies[3].header["status"] == "exited"
+
+
+async def test_cancel_after_the_command_ended_is_ignored(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        assert (await client.run(["true"])).ok
+        await client.stream.send_message({"type": "cancel", "id": 1})  # crossed its exit
+        assert (await client.run(["echo", "still"])).stdout == b"still\n"
 
 
 async def test_unknown_request_type(nursery: trio.Nursery) -> None:
@@ -189,7 +205,9 @@ async def test_unknown_request_type(nursery: trio.Nursery) -> None:
         assert reply.header.fields == {
             "type": "error",
             "code": "bad_request",
-            "message": "unknown request type 'format-disk'; expected 'run', 'put' or 'get'",
+            "message": (
+                "unknown request type 'format-disk'; expected 'run', 'put', 'get' or 'cancel'"
+            ),
             "id": 9,
             "size": 0,
         }
@@ -222,7 +240,7 @@ class TestAuth:
     async def test_no_request_before_auth(self, nursery: trio.Nursery) -> None:
         addrs = await start_server(nursery, token="s3cret", auth_failure_delay=0)
         host, port = addrs.tcp[0]
-        stream = await framekit.open_message_connection(host, port)
+        stream = await framekit.open_message_stream(host, port)
         async with stream:
             hello = await stream.receive_message()
             assert "s3cret" not in repr(hello.header.fields)
@@ -237,7 +255,7 @@ class TestAuth:
     ) -> None:
         addrs = await start_server(nursery, token="s3cret", handshake_timeout=10)
         host, port = addrs.tcp[0]
-        async with await framekit.open_message_connection(host, port) as stream:
+        async with await framekit.open_message_stream(host, port) as stream:
             await stream.receive_message()  # hello; then say nothing
             start = trio.current_time()
             reply = await stream.receive_message()
@@ -267,17 +285,19 @@ async def test_ipv6(nursery: trio.Nursery) -> None:
 
 
 class TestBindSafety:
-    def test_loopback_names(self) -> None:
-        assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-        assert not is_loopback("0.0.0.0") and not is_loopback("::")
+    async def test_loopback_names(self) -> None:
+        for host in ("127.0.0.1", "::1", "localhost"):
+            assert await is_loopback(host)
+        for host in ("0.0.0.0", "::"):
+            assert not await is_loopback(host)
 
     async def test_non_loopback_without_token_refused_before_binding(self) -> None:
         with pytest.raises(framekit.InsecureBindError, match="without a token"):
             await framekit.serve(ServerConfig(host="0.0.0.0", tcp_port=0))
 
-    def test_token_or_insecure_allows_it(self) -> None:
-        check_bind_safety(ServerConfig(host="0.0.0.0", token="t"))
-        check_bind_safety(ServerConfig(host="0.0.0.0", insecure=True))
+    async def test_token_or_insecure_allows_it(self) -> None:
+        await check_bind_safety(ServerConfig(host="0.0.0.0", token="t"))
+        await check_bind_safety(ServerConfig(host="0.0.0.0", insecure=True))
 
     @pytest.mark.parametrize(
         ("options", "match"),
@@ -329,7 +349,8 @@ async def test_logging_names_peer_request_program_duration_exit(
     async with await connect(addrs) as client:
         await client.run(["sh", "-c", "exit 5"])
     line = next(r.getMessage() for r in caplog.records if "rc=5" in r.getMessage())
-    assert "127.0.0.1:" in line and "request 1" in line and " sh:" in line and " s" in line
+    assert line.startswith("127.0.0.1:") and "request 1 (sh -c 'exit 5'): exited" in line
+    assert line.endswith(" s")
 
 
 async def test_shutdown_kills_running_commands(nursery: trio.Nursery) -> None:

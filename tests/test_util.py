@@ -6,8 +6,7 @@ import trio
 from trio.testing import memory_stream_pair
 
 from framekit import FramedStream, FrameEncoder, MessageStream
-from framekit._framed import DEFAULT_RECEIVE_SIZE
-from framekit._util import FIRST_READ, ReadSize
+from framekit.streams._read_size import DEFAULT_RECEIVE_SIZE, FIRST_READ, ReadSize
 
 from .helpers import PassThroughStream
 

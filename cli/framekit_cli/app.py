@@ -26,7 +26,6 @@ from rich.progress import (
 )
 
 import framekit
-from framekit._compare import cycle_sizes
 
 from . import _render
 from ._exit import (
@@ -168,7 +167,7 @@ def compare(
     try:
         sizes = tuple(size) if size else _COMPARE_DEFAULTS.sizes
         options = framekit.CompareOptions(
-            sizes=cycle_sizes(sizes, count) if count else sizes,
+            sizes=framekit.cycle_sizes(sizes, count) if count else sizes,
             read_size=read_size,
             sleep=sleep,
             nodelay=not nagle,

@@ -19,7 +19,7 @@ async def main() -> None:
 
         # Nobody listening: every attempt is refused, and the bound ends the waiting.
         try:
-            await framekit.open_framed_connection(
+            await framekit.open_framed_stream(
                 "127.0.0.1", port, retry=framekit.Retry(attempts=3, initial_delay=0.01)
             )
         except framekit.ConnectError as exc:  # also an OSError
@@ -37,7 +37,7 @@ async def main() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(late_server)
-            channel = await framekit.open_framed_connection(
+            channel = await framekit.open_framed_stream(
                 "127.0.0.1", port, retry=framekit.Retry.for_seconds(5)
             )
             async with channel:

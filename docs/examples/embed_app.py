@@ -94,7 +94,7 @@ async def main() -> None:
         await use_echo(listener.socket.getsockname()[1])
 
         [(host, port)] = await servers.start(framekit.serve_messages, answer, 0)
-        client = await framekit.open_message_connection(host, port)
+        client = await framekit.open_message_stream(host, port)
         await use_service(client)
         servers.cancel_scope.cancel()  # stop both servers
     # The servers have stopped: their handlers were cancelled and their streams closed,

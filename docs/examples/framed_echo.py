@@ -18,7 +18,7 @@ async def main() -> None:
         # Port 0 picks a free port; nursery.start returns once the server is listening.
         [(host, port)] = await nursery.start(framekit.serve_framed, echo, 0)
 
-        async with await framekit.open_framed_connection(host, port) as channel:
+        async with await framekit.open_framed_stream(host, port) as channel:
             for message in [b"hello", b"", b"x" * 100_000]:
                 await channel.send(message)
                 assert await channel.receive() == message  # never merged, never split

@@ -39,7 +39,7 @@ async def main() -> None:
 
         async with trio.open_nursery() as nursery:
             [(host, port)] = await nursery.start(framekit.serve_messages, receive_files, 0)
-            async with await framekit.open_message_connection(host, port) as stream:
+            async with await framekit.open_message_stream(host, port) as stream:
                 sent: list[int] = []
                 # send_file streams the file; checksum=True (the default) adds its sha256.
                 await stream.send_file(

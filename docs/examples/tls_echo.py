@@ -31,17 +31,15 @@ async def main() -> None:
         serve = partial(framekit.serve_framed, ssl_context=server_context)
         [(host, port)] = await nursery.start(serve, echo, 0)
         # The certificate is checked against the host name (here the IP address) and
-        # the handshake is done before open_framed_connection returns.
-        channel = await framekit.open_framed_connection(host, port, ssl_context=client_context)
+        # the handshake is done before open_framed_stream returns.
+        channel = await framekit.open_framed_stream(host, port, ssl_context=client_context)
         async with channel:
             await channel.send(b"secret")
             assert await channel.receive() == b"secret"
 
         # A client that does not trust the server's CA fails to connect, clearly.
         try:
-            await framekit.open_framed_connection(
-                host, port, ssl_context=ssl.create_default_context()
-            )
+            await framekit.open_framed_stream(host, port, ssl_context=ssl.create_default_context())
         except framekit.ConnectError as exc:
             print(exc)  # TLS handshake with 127.0.0.1:...: [SSL: CERTIFICATE_VERIFY_FAILED] ...
         else:

@@ -47,7 +47,7 @@ async def main() -> None:
         port = server.getsockname()[1]
         thread = threading.Thread(target=tutorial_server, args=(server,), daemon=True)
         thread.start()
-        channel = await framekit.open_framed_connection(
+        channel = await framekit.open_framed_stream(
             "127.0.0.1", port, format=framekit.FrameFormat.tutorial()
         )
         async with channel:

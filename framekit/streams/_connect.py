@@ -1,4 +1,4 @@
-"""Opening and serving framed connections: TLS, retry with backoff, nursery-friendly serving."""
+"""Opening framed connections: TCP or TLS, with bounded retry and backoff."""
 
 from __future__ import annotations
 
@@ -6,31 +6,26 @@ import logging
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
 
 import trio
 
-from ._errors import ConnectError, FramekitError
-from ._format import DEFAULT_FORMAT, FrameFormat
+from .._errors import ConnectError
+from ..codec import DEFAULT_FORMAT, FrameFormat
 from ._framed import FramedStream
-from ._message import DEFAULT_MAX_HEADER_SIZE
 from ._message_stream import MessageStream
-from ._util import ReportValue, bound_addresses
 
 __all__ = [
     "Retry",
     "open_framed_connection",
+    "open_framed_stream",
     "open_message_connection",
+    "open_message_stream",
     "open_stream",
-    "serve_framed",
-    "serve_messages",
 ]
 
 log = logging.getLogger("framekit")
-
-T = TypeVar("T", FramedStream, MessageStream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,21 +156,23 @@ async def open_stream(
     try:
         with trio.fail_after(retry.attempt_timeout):
             await tls.do_handshake()
-    except trio.BrokenResourceError as exc:
+    except BaseException as exc:
+        # Cancelled or failed, the socket is ours to close: nothing else holds it yet.
         await trio.aclose_forcefully(stream)
-        raise ConnectError(
-            f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}"
-        ) from exc
-    except trio.TooSlowError:
-        await trio.aclose_forcefully(stream)
-        raise ConnectError(
-            f"TLS handshake with {host}:{port} got no answer within "
-            f"{retry.attempt_timeout:g} s; is it a TLS server?"
-        ) from None
+        if isinstance(exc, trio.BrokenResourceError):
+            raise ConnectError(
+                f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}"
+            ) from exc
+        if isinstance(exc, trio.TooSlowError):
+            raise ConnectError(
+                f"TLS handshake with {host}:{port} got no answer within "
+                f"{retry.attempt_timeout:g} s; is it a TLS server?"
+            ) from None
+        raise
     return tls
 
 
-async def open_framed_connection(
+async def open_framed_stream(
     host: str,
     port: int,
     *,
@@ -197,7 +194,7 @@ async def open_framed_connection(
     return FramedStream(stream, format=format)
 
 
-async def open_message_connection(
+async def open_message_stream(
     host: str,
     port: int,
     *,
@@ -217,99 +214,7 @@ async def open_message_connection(
     return MessageStream(stream, format=format)
 
 
-def peer_name(stream: trio.abc.Stream) -> str:
-    """``host:port`` of the peer of a (TLS over) TCP stream, for logs."""
-    inner: Any = stream
-    while isinstance(inner, trio.SSLStream):
-        inner = inner.transport_stream
-    if isinstance(inner, trio.SocketStream):
-        try:
-            peer = inner.socket.getpeername()
-            return f"{peer[0]}:{peer[1]}"
-        except OSError:
-            return "?"
-    return repr(stream)
-
-
-async def _serve(
-    wrap: Callable[[trio.abc.Stream], T],
-    handler: Callable[[T], Awaitable[object]],
-    port: int,
-    *,
-    host: str,
-    ssl_context: ssl.SSLContext | None,
-    task_status: trio.TaskStatus[list[tuple[str, int]]],
-) -> NoReturn:
-    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
-    addresses = bound_addresses(tcp_listeners)
-    listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
-    if ssl_context is not None:
-        listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
-
-    async def handle(stream: trio.abc.Stream) -> None:
-        peer = peer_name(stream)
-        channel = wrap(stream)
-        try:
-            async with channel:
-                await handler(channel)
-        except (FramekitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            # One bad or vanished peer must not take the server down.
-            log.warning("connection from %s ended with an error: %s", peer, exc)
-
-    log.info("serving on %s", ", ".join(f"{h}:{p}" for h, p in addresses))
-    await trio.serve_listeners(handle, listeners, task_status=ReportValue(task_status, addresses))
-    raise AssertionError("serve_listeners returned")  # pragma: no cover
-
-
-async def serve_framed(
-    handler: Callable[[FramedStream], Awaitable[object]],
-    port: int,
-    *,
-    host: str = "127.0.0.1",
-    format: FrameFormat = DEFAULT_FORMAT,
-    ssl_context: ssl.SSLContext | None = None,
-    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
-    """Accept TCP (or TLS) connections and run ``handler(FramedStream)`` for each.
-
-    Each connection runs in its own task; the stream is closed when the handler returns.
-    Protocol errors and broken connections are logged and end only that connection.
-    Use it with ``nursery.start``: it reports the bound ``[(host, port), ...]`` (so port 0
-    works) once it is listening.
-
-    Args:
-        handler: ``async def handler(channel: FramedStream)``.
-        port: TCP port; 0 picks a free one.
-        host: address to bind (default loopback only).
-        format: frame format.
-        ssl_context: serve TLS with this (server-side) context.
-    """
-    await _serve(
-        lambda s: FramedStream(s, format=format),
-        handler,
-        port,
-        host=host,
-        ssl_context=ssl_context,
-        task_status=task_status,
-    )
-
-
-async def serve_messages(
-    handler: Callable[[MessageStream], Awaitable[object]],
-    port: int,
-    *,
-    host: str = "127.0.0.1",
-    format: FrameFormat = DEFAULT_FORMAT,
-    ssl_context: ssl.SSLContext | None = None,
-    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
-    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
-    """Like :func:`serve_framed`, with a :class:`MessageStream` per connection."""
-    await _serve(
-        lambda s: MessageStream(s, format=format, max_header_size=max_header_size),
-        handler,
-        port,
-        host=host,
-        ssl_context=ssl_context,
-        task_status=task_status,
-    )
+#: The earlier name of :func:`open_framed_stream`, kept as an alias.
+open_framed_connection = open_framed_stream
+#: The earlier name of :func:`open_message_stream`, kept as an alias.
+open_message_connection = open_message_stream

@@ -1,4 +1,10 @@
-"""Trio wrapper for header + body messages, with whole or streamed bodies."""
+"""Trio wrapper for header + body messages, with whole or streamed bodies.
+
+Closed, broken and busy are decided by its :class:`~framekit.streams._state.StreamState`:
+a message whose body source fails part-way (an iterator or a progress callback that
+raises, a file that cannot be read) leaves the stream broken for sending, so the peer
+never reads the next message's header as the rest of this body.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,26 @@ import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, final
+from typing import Any, BinaryIO, Final, final
 
 import trio
 
-from ._codec import END_OF_STREAM, NEED_DATA
-from ._errors import ChecksumMismatch, FrameTooLarge, LocalProtocolError
-from ._format import DEFAULT_FORMAT, FrameFormat
-from ._framed import DEFAULT_RECEIVE_SIZE
-from ._message import (
+from .._errors import ChecksumMismatch, FrameTooLarge, LocalProtocolError
+from .._types import BytesLike, flat_bytes
+from ..codec import (
+    DEFAULT_FORMAT,
     DEFAULT_MAX_HEADER_SIZE,
+    END_OF_STREAM,
+    NEED_DATA,
     BodyChunk,
     EndOfMessage,
+    FrameFormat,
     Header,
     MessageDecoder,
     MessageEncoder,
 )
-from ._types import BytesLike
-from ._util import ConflictDetector, ReadSize
+from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
+from ._state import StreamState
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BODY",
@@ -137,8 +145,11 @@ class MessageStream(trio.abc.Channel[Message]):
     ``trio.abc.Channel[Message]`` it also supports ``send``/``receive``/``async for``.
 
     Cancellation: a cancelled :meth:`receive_message` loses nothing, the next call goes on
-    where it stopped. A cancelled send leaves a partial message on the wire, so the stream
-    is marked broken for sending.
+    where it stopped. A send that is cancelled or fails once bytes of the message may
+    have been written (the transport, a body iterator or a progress callback raised, a
+    file could not be read) leaves the stream broken for sending: later sends raise
+    :class:`trio.BrokenResourceError`. Errors found before anything is written (a bad
+    header, a body of the wrong type) leave it usable.
 
     Args:
         transport_stream: the byte stream to wrap.
@@ -156,37 +167,15 @@ class MessageStream(trio.abc.Channel[Message]):
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
     ) -> None:
-        if receive_size < 1:
-            raise ValueError(f"receive_size must be at least 1, not {receive_size}")
+        self._read_size = ReadSize(receive_size)
         self.transport_stream = transport_stream
+        self._state = StreamState("MessageStream")
         self._encoder = MessageEncoder(format, max_header_size=max_header_size)
         self._decoder = MessageDecoder(format, max_header_size=max_header_size)
-        self._read_size = ReadSize(receive_size)
-        self._closed = False
-        self._send_broken = False
-        self._send_conflict = ConflictDetector("another task is already sending on this stream")
-        self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream"
-        )
         self._current: IncomingMessage | None = None  # message whose body is being read
         self._partial: list[bytes] = []  # body chunks gathered by receive_message so far
 
     # -- sending -----------------------------------------------------------------------
-
-    def _check_send(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("this MessageStream was closed")
-        if self._send_broken:
-            raise trio.BrokenResourceError(
-                "an earlier send was cancelled or failed mid-message; close this stream"
-            )
-
-    async def _send_raw(self, data: BytesLike) -> None:
-        try:
-            await self.transport_stream.send_all(data)
-        except BaseException:
-            self._send_broken = True
-            raise
 
     async def send_message(
         self,
@@ -209,65 +198,73 @@ class MessageStream(trio.abc.Channel[Message]):
             progress: called with (bytes sent, total) after each chunk.
 
         Raises:
-            LocalProtocolError: bad header, missing ``size``, or an iterable body that
-                yields more or fewer bytes than ``size`` (the stream is then broken).
-            HeaderTooLarge: the header is over ``max_header_size``.
+            TypeError: the body is neither bytes-like nor an async iterable; nothing was
+                sent.
+            LocalProtocolError: bad header or missing ``size`` (nothing was sent), or an
+                iterable body that yields more or fewer bytes than ``size`` (the stream
+                is then broken for sending).
+            HeaderTooLarge: the header is over ``max_header_size``; nothing was sent.
             trio.BusyResourceError: another task is sending.
             trio.ClosedResourceError: the stream was closed.
-            trio.BrokenResourceError: the transport failed.
+            trio.BrokenResourceError: the transport failed, or an earlier send broke off.
+            Exception: whatever the body iterator or ``progress`` raised part-way; the
+                stream is then broken for sending.
         """
-        with self._send_conflict:
-            self._check_send()
-            if isinstance(body, bytes | bytearray | memoryview):
-                n = len(body)
-                fields = dict(header)
-                if checksum:
-                    fields["sha256"] = hashlib.sha256(body).hexdigest()
-                head = self._encoder.header(fields, size=n)
-                if n <= _COALESCE_BODY:
-                    await self._send_raw(head + bytes(body))
-                else:
-                    await self._send_raw(head)
-                    await self._send_raw(body)
-                if progress is not None:
-                    progress(n, n)
-                return
+        state = self._state
+        if not hasattr(body, "__aiter__"):
+            data = flat_bytes(body, "body")
+            n = len(data)
+            fields = dict(header)
             if checksum:
-                raise LocalProtocolError(
-                    "checksum=True needs the whole body first; for a streamed body put a "
-                    "precomputed 'sha256' in the header (send_file does this for files)"
-                )
-            total = size if size is not None else header.get("size")
-            if not isinstance(total, int) or isinstance(total, bool):
-                raise LocalProtocolError(
-                    "a streamed body needs its length: pass size= or put 'size' in the header"
-                )
-            await self._send_raw(self._encoder.header(header, size=total))
-            sent = 0
-            chunks = aiter(body)
-            try:
+                fields["sha256"] = hashlib.sha256(data).hexdigest()
+            head = self._encoder.header(fields, size=n)
+            with state.sending:
+                if n <= _COALESCE_BODY:
+                    await self.transport_stream.send_all(head + data)
+                else:
+                    await self.transport_stream.send_all(head)
+                    await self.transport_stream.send_all(data)
+            if progress is not None:
+                progress(n, n)
+            return
+        if checksum:
+            raise LocalProtocolError(
+                "checksum=True needs the whole body first; for a streamed body put a "
+                "precomputed 'sha256' in the header (send_file does this for files)"
+            )
+        total = size if size is not None else header.get("size")
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise LocalProtocolError(
+                "a streamed body needs its length: pass size= or put 'size' in the header"
+            )
+        head = self._encoder.header(header, size=total)
+        chunks = aiter(body)
+        try:
+            with state.sending:  # from here on, a failure leaves a partial message
+                await self.transport_stream.send_all(head)
+                sent = 0
                 async for chunk in chunks:
-                    sent += len(chunk)
+                    data = flat_bytes(chunk, "body chunk")
+                    sent += len(data)
                     if sent > total:
-                        self._send_broken = True
                         raise LocalProtocolError(
                             f"body yielded more than its declared size ({total} bytes); "
                             "the stream is broken"
                         )
-                    await self._send_raw(chunk)
+                    await self.transport_stream.send_all(data)
                     if progress is not None:
                         progress(sent, total)
-            finally:
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            if sent != total:
-                self._send_broken = True
-                raise LocalProtocolError(
-                    f"body ended after {sent} of its declared {total} bytes; the stream is broken"
-                )
-            if total == 0 and progress is not None:
-                progress(0, 0)
+                if sent != total:
+                    raise LocalProtocolError(
+                        f"body ended after {sent} of its declared {total} bytes; "
+                        "the stream is broken"
+                    )
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if total == 0 and progress is not None:
+            progress(0, 0)
 
     async def send_file(
         self,
@@ -279,25 +276,28 @@ class MessageStream(trio.abc.Channel[Message]):
     ) -> None:
         """Send a file as a message body, streaming it in bounded memory.
 
-        With ``checksum`` (the default) the file is read twice: once to compute its
-        ``sha256`` for the header, once to send it.
+        The file is opened (and, with ``checksum``, hashed) before anything is sent, so a
+        file that cannot be opened leaves the stream usable. With ``checksum`` (the
+        default) it is read twice: once for the header's ``sha256``, once to send it.
 
         Raises:
-            OSError: the file could not be read.
+            OSError: the file could not be opened or read (if it failed part-way, the
+                stream is broken for sending).
             LocalProtocolError: the file changed size while it was being sent.
             The other errors of :meth:`send_message`.
         """
         fields = dict(header)
-        file_size = (await trio.Path(path).stat()).st_size
-        if checksum:
-            fields["sha256"] = await trio.to_thread.run_sync(_sha256_file, path)
+        async with await trio.open_file(path, "rb") as f:
+            file_size = (await trio.to_thread.run_sync(os.fstat, f.fileno())).st_size
+            if checksum:
+                fields["sha256"] = await trio.to_thread.run_sync(_sha256_of, f.wrapped)
+                await f.seek(0)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            async with await trio.open_file(path, "rb") as f:
+            async def chunks() -> AsyncIterator[bytes]:
                 while chunk := await f.read(_FILE_CHUNK):
                     yield chunk
 
-        await self.send_message(fields, chunks(), size=file_size, progress=progress)
+            await self.send_message(fields, chunks(), size=file_size, progress=progress)
 
     async def send(self, value: Message) -> None:
         """Send a :class:`Message` (the Channel interface)."""
@@ -307,8 +307,9 @@ class MessageStream(trio.abc.Channel[Message]):
 
     async def _next_event(self) -> Header | BodyChunk | EndOfMessage:
         decoder = self._decoder
+        state = self._state
         while True:
-            if self._closed:
+            if state.closed:
                 raise trio.ClosedResourceError("this MessageStream was closed")
             event = decoder.next_event()
             if event is NEED_DATA:
@@ -329,7 +330,7 @@ class MessageStream(trio.abc.Channel[Message]):
     async def _next_body_chunk(self, message: IncomingMessage) -> bytes | None:
         if message is not self._current:
             return None
-        with self._receive_conflict:
+        with self._state.receiving:
             try:
                 event = await self._next_event()
             except ChecksumMismatch:
@@ -354,7 +355,7 @@ class MessageStream(trio.abc.Channel[Message]):
             trio.BusyResourceError: another task is receiving.
         """
         await self._skip_current()
-        with self._receive_conflict:
+        with self._state.receiving:
             if self._decoder.in_body:
                 raise trio.BusyResourceError("receive_message() is part-way through a body")
             event = await self._next_event()
@@ -374,7 +375,7 @@ class MessageStream(trio.abc.Channel[Message]):
             trio.BusyResourceError: another task is receiving.
         """
         await self._skip_current()
-        with self._receive_conflict:
+        with self._state.receiving:
             partial = self._partial
             while True:
                 try:
@@ -407,14 +408,13 @@ class MessageStream(trio.abc.Channel[Message]):
 
     async def aclose(self) -> None:
         """Close the transport stream. Idempotent; always a checkpoint."""
-        self._closed = True
+        self._state.close()
         self._current = None
         await self.transport_stream.aclose()
 
 
-def _sha256_file(path: str | os.PathLike[str]) -> str:
+def _sha256_of(f: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
+    while chunk := f.read(1024 * 1024):
+        digest.update(chunk)
     return digest.hexdigest()

@@ -12,7 +12,8 @@ from typing import NoReturn
 
 import trio
 
-from ._util import ReportValue, bound_addresses
+from ..streams import DeadlineStream
+from ..streams._serve import ReportValue, bound_addresses, format_address
 
 __all__ = ["serve_tcp_echo"]
 
@@ -20,17 +21,17 @@ log = logging.getLogger("framekit.echo")
 
 
 async def _echo(stream: trio.SocketStream, *, idle_timeout: float) -> None:
-    async with stream:
+    # A peer that goes silent, or stops reading its echo, is dropped after idle_timeout.
+    bounded = DeadlineStream(
+        stream, send_timeout=idle_timeout, receive_timeout=idle_timeout, phase="echoing"
+    )
+    async with bounded:
         try:
-            while True:
-                with trio.move_on_after(idle_timeout) as idle:
-                    data = await stream.receive_some()
-                if idle.cancelled_caught or not data:
-                    break
-                await stream.send_all(data)  # exactly what arrived: never amplified
+            while data := await bounded.receive_some():
+                await bounded.send_all(data)  # exactly what arrived: never amplified
             await stream.send_eof()  # finish our half after theirs, as echo servers do
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            pass  # gone or timed out (StreamTimeout is a BrokenResourceError)
 
 
 async def serve_tcp_echo(
@@ -43,12 +44,14 @@ async def serve_tcp_echo(
     """Echo every byte back on each TCP connection until the peer finishes sending.
 
     When the peer half-closes, the echo finishes and closes its side too, so a client
-    can send, ``send_eof()``, and read until end of stream. Reports the bound
+    can send, ``send_eof()``, and read until end of stream. A peer that sends nothing,
+    or stops reading, for ``idle_timeout`` seconds is dropped. Reports the bound
     ``[(host, port), ...]`` through ``task_status``.
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = bound_addresses(listeners)
-    log.info("TCP echo on %s", bound)
+    for host, port in bound:
+        log.info("TCP echo listening on tcp://%s", format_address(host, port))
     await trio.serve_listeners(
         partial(_echo, idle_timeout=idle_timeout),
         listeners,

@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final, Literal, final
 
-from ._errors import FrameTooLarge, IncompleteFrame, LocalProtocolError, ProtocolError
+from .._errors import FrameTooLarge, IncompleteFrame, LocalProtocolError, ProtocolError
+from .._types import BytesLike, flat_bytes
 from ._format import DEFAULT_FORMAT, FrameFormat
-from ._types import BytesLike
 
 __all__ = ["END_OF_STREAM", "NEED_DATA", "FrameDecoder", "FrameEncoder", "Sentinel"]
 
@@ -39,8 +39,13 @@ END_OF_STREAM: Final = Sentinel.END_OF_STREAM
 class FrameEncoder:
     """Encodes payloads as length-prefixed frames in a :class:`FrameFormat`.
 
+    Payloads may be any contiguous buffer; a ``memoryview`` of wider items is framed with
+    its size in bytes.
+
     Raises:
         FrameTooLarge: (from every method) a payload is over ``format.max_frame_size``.
+        TypeError: (from every method) a payload is not a bytes-like buffer (a ``str``,
+            say); nothing was encoded.
     """
 
     __slots__ = ("_limit", "_pack", "format")
@@ -65,14 +70,16 @@ class FrameEncoder:
 
     def encode(self, payload: BytesLike) -> bytes:
         """One frame: prefix plus payload, as a new ``bytes``."""
-        n = len(memoryview(payload))
+        payload = flat_bytes(payload)
+        n = len(payload)
         if n > self._limit:
             raise self._too_large(n)
-        return self._pack(n) + bytes(payload)
+        return self._pack(n) + payload
 
     def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
         """Append one frame to ``buffer`` (the coalescing writers' hot path)."""
-        n = len(memoryview(payload))
+        payload = flat_bytes(payload)
+        n = len(payload)
         if n > self._limit:
             raise self._too_large(n)
         buffer += self._pack(n)
@@ -81,13 +88,15 @@ class FrameEncoder:
     def encode_many(self, payloads: Iterable[BytesLike]) -> bytes:
         """Many frames in one buffer, for one ``send_all``.
 
-        Nothing is returned if any payload is too large.
+        Nothing is returned if any payload is too large or not bytes-like.
         """
         pack, limit = self._pack, self._limit
         parts: list[BytesLike] = []
         append = parts.append
         for payload in payloads:
-            n = len(payload) if isinstance(payload, bytes) else len(memoryview(payload))
+            if type(payload) is not bytes:
+                payload = flat_bytes(payload)
+            n = len(payload)
             if n > limit:
                 raise self._too_large(n)
             append(pack(n))

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._errors import InvalidFormat
+from .._errors import InvalidFormat
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_MAX_FRAME_SIZE", "TUTORIAL_FORMAT", "FrameFormat"]
 

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
-from ._codec import END_OF_STREAM, NEED_DATA, FrameDecoder, FrameEncoder, Sentinel
-from ._errors import (
+from .._errors import (
     BadHeader,
     ChecksumMismatch,
     FrameTooLarge,
@@ -24,8 +23,9 @@ from ._errors import (
     LocalProtocolError,
     ProtocolError,
 )
+from .._types import BytesLike, flat_bytes
 from ._format import DEFAULT_FORMAT, FrameFormat
-from ._types import BytesLike
+from ._frames import END_OF_STREAM, NEED_DATA, FrameDecoder, FrameEncoder, Sentinel
 
 __all__ = [
     "DEFAULT_MAX_HEADER_SIZE",
@@ -186,10 +186,11 @@ class MessageEncoder:
         Args:
             checksum: add the body's ``sha256`` to the header.
         """
+        body = flat_bytes(body, "body")
         fields = dict(header)
         if checksum:
             fields["sha256"] = hashlib.sha256(body).hexdigest()
-        return self.header(fields, size=len(memoryview(body))) + bytes(body)
+        return self.header(fields, size=len(body)) + body
 
 
 @final

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 
 import trio
 
-from ._framed import FramedStream
+from ..streams import FramedStream
 
 __all__ = [
     "DEFAULT_SIZES",

@@ -1,8 +1,8 @@
 """Sans-IO rules of the remote-command protocol: message shapes, validation, auth.
 
 Everything here is pure: it builds and checks header dictionaries and computes MACs.
-The server and client in :mod:`framekit._server` / :mod:`framekit._client` move them.
-See ``docs/protocol.md`` for the wire-level description.
+The server connection and the client in this package move them. See
+``docs/protocol.md`` for the wire-level description.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ._errors import FramekitError
+from .._errors import FramekitError, RemoteProtocolError
 
 __all__ = [
+    "DEFAULT_PORT",
+    "FINAL_REPLIES",
+    "NAME_MAX",
     "PROTOCOL_VERSION",
+    "TEMP_PREFIX",
     "AuthenticationError",
     "ErrorCode",
     "FileRequest",
@@ -30,9 +34,13 @@ __all__ = [
     "compute_mac",
     "error_header",
     "new_nonce",
+    "parse_hello",
     "parse_request",
     "validate_name",
 ]
+
+#: The tutorials' port.
+DEFAULT_PORT: Final = 9999
 
 #: Version 1 is the first and only one; a server refuses a client that asks for another.
 PROTOCOL_VERSION: Final = 1
@@ -40,6 +48,15 @@ PROTOCOL_VERSION: Final = 1
 _MAC_CONTEXT: Final = b"framekit-auth-v1:"
 #: 32 random bytes: the nonce is never reused in practice (birthday bound 2**128).
 NONCE_BYTES: Final = 32
+#: Longest name component, in UTF-8 bytes: NAME_MAX of Linux, macOS and Windows' NTFS.
+NAME_MAX: Final = 255
+#: Longest whole name, in UTF-8 bytes: PATH_MAX of Linux, less room for the directory.
+_NAME_BYTES_MAX: Final = 4000
+#: Prefix of the server's temporary upload files: reserved, so no client can name one.
+TEMP_PREFIX: Final = ".framekit-upload-"
+#: Reply types that end a request (after ``output`` messages, for ``run``).
+FINAL_REPLIES: Final = frozenset({"exit", "error", "stored", "file"})
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class ErrorCode(enum.StrEnum):
@@ -94,10 +111,64 @@ def compute_mac(token: str, nonce: str) -> str:
 
 
 def check_mac(token: str, nonce: str, mac: object) -> bool:
-    """Whether ``mac`` answers the challenge (constant-time comparison)."""
-    if not isinstance(mac, str):
+    """Whether ``mac`` answers the challenge (constant-time comparison).
+
+    Anything but 64 lower-case hex digits is simply wrong (never an exception: a client
+    may send any JSON value, a lone surrogate included).
+    """
+    if not isinstance(mac, str) or not _HEX64.fullmatch(mac):
         return False
     return hmac.compare_digest(compute_mac(token, nonce).encode(), mac.encode())
+
+
+def parse_hello(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a server's greeting (client side); return it as a plain dict.
+
+    Raises:
+        RemoteError: the server refused us instead (``busy``, ...).
+        RemoteProtocolError: it is not a protocol-1 greeting, or its challenge is malformed.
+    """
+    raise_if_error(fields)
+    if fields.get("type") != "hello" or fields.get("protocol") != PROTOCOL_VERSION:
+        raise RemoteProtocolError(
+            f"not a framekit server of protocol {PROTOCOL_VERSION}: it greeted with "
+            f"{_preview(fields)}"
+        )
+    auth = fields.get("auth")
+    if auth == "hmac-sha256":
+        nonce = fields.get("nonce")
+        if not isinstance(nonce, str) or not _HEX64.fullmatch(nonce.lower()):
+            raise RemoteProtocolError(
+                f"the server's challenge is malformed (nonce {_preview(nonce)}, expected "
+                "64 hex digits)"
+            )
+    elif auth != "none":
+        raise RemoteProtocolError(f"the server asks for unknown authentication {_preview(auth)}")
+    return dict(fields)
+
+
+def raise_if_error(fields: Mapping[str, Any]) -> None:
+    """Raise the :class:`RemoteError` an ``error`` message stands for; else nothing."""
+    if fields.get("type") != "error":
+        return
+    code = str(fields.get("code", ErrorCode.INTERNAL))
+    message = str(fields.get("message", ""))
+    cls = AuthenticationError if code == ErrorCode.AUTH_FAILED else RemoteError
+    raise cls(code, message, request_id=fields.get("id"))
+
+
+def _preview(value: object, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` can be encoded (JSON admits lone surrogates; argv and paths not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # -- requests -------------------------------------------------------------------------
@@ -151,10 +222,10 @@ _NAME_PART = re.compile(r"[^/\\\x00]+")
 def _request_id(header: Mapping[str, Any]) -> Any:
     rid = header.get("id")
     if rid is None or (isinstance(rid, _ID_OK) and not isinstance(rid, bool)):
-        if isinstance(rid, str) and len(rid) > 200:
-            raise BadRequest("'id' must be at most 200 characters")
+        if isinstance(rid, str) and (len(rid) > 200 or not _is_utf8(rid)):
+            raise BadRequest("'id' must be valid Unicode of at most 200 characters")
         return rid
-    raise BadRequest(f"'id' must be an integer or a string, not {rid!r}")
+    raise BadRequest(f"'id' must be an integer or a string, not {_preview(rid)}")
 
 
 def validate_name(name: object) -> str:
@@ -164,12 +235,16 @@ def validate_name(name: object) -> str:
     this check is the first, pure line of defence.
 
     Raises:
-        BadRequest: the name is unsafe or malformed.
+        BadRequest: the name is unsafe or malformed: absolute, with an empty, ``.`` or
+            ``..`` component, a NUL, a backslash, a lone surrogate, a component over
+            :data:`NAME_MAX` bytes, or the server's reserved :data:`TEMP_PREFIX`.
     """
     if not isinstance(name, str) or not name:
         raise BadRequest("'name' must be a non-empty string")
-    if len(name) > 4096:
-        raise BadRequest("'name' is longer than 4096 characters")
+    if not _is_utf8(name):
+        raise BadRequest(f"file name {name!r} is not valid Unicode (a lone surrogate)")
+    if len(name.encode()) > _NAME_BYTES_MAX:
+        raise BadRequest(f"'name' is longer than {_NAME_BYTES_MAX} bytes")
     if name.startswith("/"):
         raise BadRequest(
             f"file name {name!r} is absolute; names are relative to the upload directory"
@@ -180,6 +255,10 @@ def validate_name(name: object) -> str:
             raise BadRequest(f"file name {name!r} has an empty, '.' or '..' component")
         if not _NAME_PART.fullmatch(part):
             raise BadRequest(f"file name {name!r} has a NUL or backslash")
+        if len(part.encode()) > NAME_MAX:
+            raise BadRequest(f"file name {_preview(name)} has a component over {NAME_MAX} bytes")
+        if part.startswith(TEMP_PREFIX):
+            raise BadRequest(f"names starting with {TEMP_PREFIX!r} are reserved for the server")
     return name
 
 
@@ -204,12 +283,19 @@ def parse_request(header: Mapping[str, Any], *, max_timeout: float) -> Request:
                 or not all(isinstance(a, str) and "\x00" not in a for a in argv)
             ):
                 raise BadRequest("'argv' must be a non-empty list of strings without NUL")
+            if not all(_is_utf8(a) for a in argv):
+                raise BadRequest(
+                    "'argv' holds a string that is not valid Unicode (a lone surrogate)"
+                )
             if not argv[0]:
                 raise BadRequest("'argv[0]' must not be empty")
         if shell is not None and (
-            not isinstance(shell, str) or not shell.strip() or "\x00" in shell
+            not isinstance(shell, str)
+            or not shell.strip()
+            or "\x00" in shell
+            or not _is_utf8(shell)
         ):
-            raise BadRequest("'shell' must be a non-empty string without NUL")
+            raise BadRequest("'shell' must be a non-empty string without NUL, in valid Unicode")
         timeout = header.get("timeout")
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, int | float):
@@ -229,4 +315,6 @@ def parse_request(header: Mapping[str, Any], *, max_timeout: float) -> Request:
         if kind == "get" and size:
             raise BadRequest("a 'get' request has no body")
         return FileRequest(id=rid, kind=kind, name=name, size=size, sha256=header.get("sha256"))
-    raise BadRequest(f"unknown request type {kind!r}; expected 'run', 'put' or 'get'")
+    raise BadRequest(
+        f"unknown request type {_preview(kind)}; expected 'run', 'put', 'get' or 'cancel'"
+    )

@@ -1,0 +1,589 @@
+"""One connection of the command server: handshake, requests, and its one deadline.
+
+Every byte this connection reads or writes goes through one
+:class:`~framekit.DeadlineStream`. The connection only names its phase and the time the
+phase allows (:meth:`Connection._phase`); the stream enforces it on every wait:
+
+=================================  ====================================================
+phase                              rule
+=================================  ====================================================
+TLS handshake, hello, auth         all of it within ``handshake_timeout`` of accepting
+waiting for a request              the whole header within ``idle_timeout``
+reading a body (stdin, upload,     each read within ``idle_timeout`` (progress)
+discarding a refused body)
+running a command                  output sends within ``idle_timeout`` (progress); the
+                                   client may stay silent (the command's own timeout)
+sending a reply or a file          each 256 KiB within ``idle_timeout`` (progress)
+closing (an error, then linger)    within ``CLOSING_TIME``
+=================================  ====================================================
+
+A peer that misses one gets :class:`~framekit.StreamTimeout`: a ``timeout`` error if it
+can still be told, one log line, and the connection closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from .._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooLarge, ProtocolError
+from .._version import __version__
+from ..streams import DeadlineStream, IncomingMessage, MessageStream, StreamTimeout
+from ..streams._groups import raise_single
+from ._files import refusal_for
+from ._log_text import escape, shell_words, show
+from ._processes import CommandOutcome, run_command_streaming
+from ._protocol import (
+    PROTOCOL_VERSION,
+    BadRequest,
+    ErrorCode,
+    FileRequest,
+    RunRequest,
+    check_mac,
+    error_header,
+    new_nonce,
+    parse_request,
+)
+
+if TYPE_CHECKING:
+    from ._server import CommandServer
+
+__all__ = ["Connection"]
+
+log = logging.getLogger("framekit.server")
+
+#: Seconds a command runs before the server starts watching its client for ``cancel``
+#: or a hang-up: most commands end sooner, and a watcher task costs ~0.15 ms of CPU.
+WATCH_AFTER: Final = 0.05
+#: Body bytes the server reads and drops to answer a refused request and keep the
+#: connection; a refused body larger than this is not read: the connection is closed
+#: after the error. 2 MiB, as Tomcat's maxSwallowSize.
+MAX_DISCARD: Final = 2 * 1024 * 1024
+#: Seconds for last words: an error message to a peer that is being dropped, and the
+#: lingering read after it (so the peer's unread data does not reset the connection
+#: before it reads the error).
+CLOSING_TIME: Final = 2.0
+#: Bytes read and dropped while lingering.
+_LINGER_BYTES: Final = 4 * 1024 * 1024
+
+
+class _CloseAfterReply(FramekitError):
+    """A refused request whose body is too big to skip: reply, then close."""
+
+
+class Connection:
+    """One client connection, from accept to close (see the module docstring).
+
+    Attributes:
+        peer: ``host:port`` of the client, for logs.
+        host: the client's address, for the authentication throttle.
+        authenticated: the handshake succeeded.
+        scope: cancels this connection (set while :meth:`serve` runs).
+        evicted: closed to make room for a newer unauthenticated connection.
+    """
+
+    def __init__(
+        self, server: CommandServer, transport: trio.abc.Stream, peer: str, host: str
+    ) -> None:
+        self.server = server
+        self.config = config = server.config
+        self.deadline = DeadlineStream(transport)
+        self.stream = MessageStream(self.deadline, max_header_size=config.max_header_size)
+        self.peer = peer
+        self.host = host
+        self.authenticated = False
+        self.evicted = False
+        self.scope = trio.CancelScope()
+        self.watchers: trio.Nursery | None = None
+        #: a request read while a command ran (pipelined): served next
+        self.pending: IncomingMessage | None = None
+
+    def _phase(
+        self,
+        phase: str,
+        *,
+        timeout: float,
+        receive_timeout: float | None = None,
+        within: float | None = None,
+    ) -> None:
+        """Enter ``phase``: the one place this connection's deadlines are set."""
+        deadline = self.deadline
+        deadline.phase = phase
+        deadline.send_timeout = timeout
+        deadline.receive_timeout = timeout if receive_timeout is None else receive_timeout
+        if within is None:
+            deadline.deadline = math.inf
+        else:
+            deadline.set_deadline(within, phase=phase)
+
+    # -- the whole connection ----------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Serve until the client leaves, times out or breaks the protocol; then close.
+
+        Never raises for anything a client does: each ending is one log line.
+        """
+        try:
+            with self.scope:
+                try:
+                    await self._serve()
+                except Exception as exc:  # every ending, mapped in one place
+                    await self._end_with(exc)
+            if self.evicted:
+                log.warning(
+                    "%s dropped before authenticating: %d other connections were "
+                    "authenticating (max_unauthenticated)",
+                    self.peer,
+                    self.config.max_unauthenticated,
+                )
+                await self._last_words(
+                    ErrorCode.BUSY, "too many connections are authenticating; try again"
+                )
+        finally:
+            await self._close()
+
+    async def refuse_busy(self, message: str) -> None:
+        """Tell the client the server is full (if it can be told in time), and close."""
+        try:
+            await self._last_words(ErrorCode.BUSY, message)
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        self._phase("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+    async def _serve(self) -> None:
+        if not await self._handshake():
+            return
+        self.authenticated = True
+        self.server.authenticated(self)
+        try:
+            # Watchers of long commands run here: one nursery per connection rather
+            # than one per request.
+            async with trio.open_nursery() as self.watchers:
+                await self._requests()
+        except BaseExceptionGroup as group:
+            raise_single(group)
+
+    async def _end_with(self, exc: Exception) -> None:
+        """One log line for how the connection ended, and the client told if it can be."""
+        peer = self.peer
+        if isinstance(exc, trio.EndOfChannel):
+            if self.authenticated:
+                log.info("%s closed the connection", peer)
+            else:
+                log.info("%s closed the connection before authenticating", peer)
+        elif isinstance(exc, StreamTimeout):
+            level = logging.INFO if self.authenticated else logging.WARNING
+            log.log(level, "%s timed out: %s", peer, escape(str(exc)))
+            if exc.direction == "receive":
+                await self._last_words(ErrorCode.TIMEOUT, f"{exc}; closing")
+        elif isinstance(exc, HeaderTooLarge | FrameTooLarge):
+            log.warning("%s sent an oversized message: %s", peer, escape(str(exc)))
+            await self._last_words(ErrorCode.TOO_LARGE, str(exc))
+        elif isinstance(exc, ProtocolError | BadRequest):
+            log.warning("%s broke the protocol: %s", peer, escape(str(exc)))
+            await self._last_words(ErrorCode.BAD_REQUEST, str(exc))
+        elif isinstance(exc, _CloseAfterReply):
+            await self._linger()
+        elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
+            log.info("%s connection lost: %s", peer, escape(str(exc)) or type(exc).__name__)
+        else:
+            log.error("internal error serving %s", peer, exc_info=exc)
+            await self._last_words(ErrorCode.INTERNAL, "internal server error; see the server log")
+
+    async def _last_words(self, code: ErrorCode, message: str) -> None:
+        """Send one error, if the stream can still carry it, within ``CLOSING_TIME``."""
+        if not self.stream._state.can_send:
+            return
+        self._phase("sending a last error", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        try:
+            await self.stream.send_message(error_header(code, message))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, FramekitError):
+            return
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, for ``CLOSING_TIME`` at most.
+
+        Closing a socket with unread data resets the connection, and a reset can
+        destroy the error message still in the client's receive buffer.
+        """
+        transport = self.deadline.transport_stream
+        if isinstance(transport, trio.SocketStream):
+            try:
+                await transport.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+        self._phase("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        dropped = 0
+        try:
+            while dropped < _LINGER_BYTES:
+                data = await self.deadline.receive_some(64 * 1024)
+                if not data:
+                    return
+                dropped += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+
+    # -- handshake ---------------------------------------------------------------------
+
+    async def _handshake(self) -> bool:
+        config = self.config
+        self._phase(
+            "the TLS handshake and authentication",
+            timeout=math.inf,
+            within=config.handshake_timeout,
+        )
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "server": f"framekit/{__version__}",
+            "auth": "none",
+            "shell": config.allow_shell,
+            "files": config.upload_dir is not None,
+        }
+        token = config.token
+        if token is None:
+            await self.stream.send_message(hello)
+            return True
+        nonce = new_nonce()
+        hello.update(auth="hmac-sha256", nonce=nonce)
+        await self.stream.send_message(hello)
+        answer = await self.stream.receive_message(max_body_size=0)
+        fields = answer.header.fields
+        # Anything but an 'auth' message is a wrong answer (nothing runs before auth).
+        mac = fields.get("mac") if fields.get("type") == "auth" else None
+        verdict = await self.server.auth.check(self.host, lambda: check_mac(token, nonce, mac))
+        if verdict == "ok":
+            await self.stream.send_message({"type": "ready"})
+            return True
+        if verdict == "blocked":
+            log.info("%s: authentication refused unchecked (its address is blocked)", self.peer)
+            message = "too many wrong tokens from this address; try again later"
+        else:
+            log.warning("%s: authentication failed (wrong token)", self.peer)
+            message = "wrong token: check FRAMEKIT_TOKEN / --token"
+        await self._last_words(ErrorCode.AUTH_FAILED, message)
+        return False
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _requests(self) -> None:
+        idle = self.config.idle_timeout
+        while True:
+            message, self.pending = self.pending, None
+            if message is None:
+                self._phase("waiting for a request", timeout=idle, within=idle)
+                try:
+                    message = await self.stream.receive_message_stream()
+                except trio.EndOfChannel:
+                    log.info("%s closed the connection", self.peer)
+                    return
+            self._phase("receiving a request", timeout=idle)
+            await self._request(message)
+
+    async def _request(self, message: IncomingMessage) -> None:
+        fields = message.header.fields
+        request_id = fields.get("id")
+        if fields.get("type") == "cancel":
+            # The request it names has already ended (a cancel that crossed its exit
+            # message on the wire): nothing to stop, nothing to answer.
+            await self._discard(message)
+            return
+        try:
+            try:
+                request = parse_request(fields, max_timeout=self.config.command_timeout)
+                if isinstance(request, RunRequest):
+                    await self._run(request, message)
+                elif request.kind == "put":
+                    await self._put(request, message)
+                else:
+                    await self._get(request, message)
+            except OSError as exc:
+                if not self.stream._state.can_send:
+                    raise  # a file failed part-way through a reply: nothing more to say
+                name = str(fields.get("name", ""))
+                raise refusal_for(exc, name) from exc
+        except BadRequest as exc:
+            await self._refuse(exc, request_id, message)
+        except ChecksumMismatch as exc:
+            log.warning("%s request %s: %s", self.peer, show(request_id), escape(str(exc)))
+            await self.stream.send_message(
+                error_header(ErrorCode.BAD_REQUEST, str(exc), request_id)
+            )
+
+    async def _refuse(self, exc: BadRequest, request_id: Any, message: IncomingMessage) -> None:
+        """Answer a refused request, then skip its body or, if it is too big, close."""
+        level = logging.ERROR if exc.code == ErrorCode.INTERNAL else logging.WARNING
+        log.log(
+            level,
+            "%s request %s refused (%s): %s",
+            self.peer,
+            show(request_id),
+            exc.code,
+            escape(str(exc)),
+        )
+        left = message.size - message.received
+        if left > MAX_DISCARD:
+            await self.stream.send_message(
+                error_header(
+                    exc.code,
+                    f"{exc} (its {left}-byte body was not read: closing the connection)",
+                    request_id,
+                )
+            )
+            raise _CloseAfterReply(str(exc))
+        await self.stream.send_message(error_header(exc.code, str(exc), request_id))
+        await self._discard(message)
+
+    async def _discard(self, message: IncomingMessage) -> None:
+        """Read and drop the rest of a body (bounded: MAX_DISCARD, under the deadline)."""
+        if message.size - message.received > MAX_DISCARD:
+            raise _CloseAfterReply("body too large to skip")
+        self._phase("skipping a request body", timeout=self.config.idle_timeout)
+        try:
+            await message.discard()
+        except ChecksumMismatch:
+            pass  # it was refused anyway
+
+    # -- run ---------------------------------------------------------------------------
+
+    def _check_run(self, request: RunRequest) -> None:
+        config = self.config
+        if request.shell is not None and not config.allow_shell:
+            raise BadRequest(
+                "this server does not run shell strings; send 'argv' (or start the server "
+                "with allow_shell / --allow-shell)",
+                ErrorCode.NOT_ALLOWED,
+            )
+        if config.allow is not None:
+            if request.shell is not None:
+                raise BadRequest(
+                    "this server has an allowlist, which a shell string would bypass; send 'argv'",
+                    ErrorCode.NOT_ALLOWED,
+                )
+            # Exact match only: "echo" admits argv[0] "echo" (found on the server's
+            # PATH), not "./echo" or "/tmp/x/echo"; list absolute paths to allow them.
+            if request.program not in config.allow:
+                raise BadRequest(
+                    f"program {request.program!r} is not in this server's allowlist",
+                    ErrorCode.NOT_ALLOWED,
+                )
+        if request.stdin_size > config.max_stdin:
+            raise BadRequest(
+                f"stdin of {request.stdin_size} bytes is over the server's limit "
+                f"of {config.max_stdin}",
+                ErrorCode.TOO_LARGE,
+            )
+
+    async def _run(self, request: RunRequest, message: IncomingMessage) -> None:
+        config = self.config
+        self._check_run(request)
+        stdin = await message.read_all(max_size=config.max_stdin) if request.stdin_size else b""
+        if not request.stdin_size:
+            await message.discard()  # no body: only the end-of-message event is pending
+        slots = self.server.processes
+        try:
+            slots.acquire_nowait()  # the common case: a slot is free, no timer needed
+        except trio.WouldBlock:
+            with trio.move_on_after(config.queue_timeout) as queue_scope:
+                await slots.acquire()
+            if queue_scope.cancelled_caught:
+                raise BadRequest(
+                    f"all {config.max_processes} process slots stayed busy for "
+                    f"{config.queue_timeout:g} s; try again later",
+                    ErrorCode.BUSY,
+                ) from None
+        try:
+            await self._run_process(request, stdin)
+        finally:
+            slots.release()
+
+    async def _run_process(self, request: RunRequest, stdin: bytes) -> None:
+        config = self.config
+        stream = self.stream
+        assert self.watchers is not None
+        watchers = self.watchers
+        outcome: CommandOutcome | None = None
+        stopped_by: str | None = None  # "cancel" or "gone", if the client stopped it
+        start_error: OSError | None = None
+        args: Sequence[str] | str = (
+            request.shell if request.shell is not None else (request.argv or ())
+        )
+        described = (
+            shell_words(["sh", "-c", request.shell])
+            if request.shell is not None
+            else shell_words(request.argv or ())
+        )
+        # While it runs, the client may stay silent (the command's timeout bounds it);
+        # output must still be read within idle_timeout.
+        self._phase(
+            "reading the command's output", timeout=config.idle_timeout, receive_timeout=math.inf
+        )
+        start = trio.current_time()
+        # The watcher's cancel scope and its "ended" event, once it has been started.
+        watching: tuple[trio.CancelScope, trio.Event] | None = None
+        with trio.CancelScope() as command_scope:
+
+            def stop(reason: str) -> None:
+                nonlocal stopped_by
+                stopped_by = stopped_by or reason
+                command_scope.cancel()
+
+            async def sink(name: str, data: bytes) -> None:
+                await stream.send_message(
+                    {"type": "output", "id": request.id, "stream": name}, data
+                )
+
+            async def watch_client(scope: trio.CancelScope, ended: trio.Event) -> None:
+                # While a command runs the client may send `cancel` for it, pipeline its
+                # next request (served after this one), or hang up.
+                try:
+                    with scope:
+                        while True:
+                            try:
+                                incoming = await stream.receive_message_stream()
+                            except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError):
+                                stop("gone")
+                                return
+                            fields = incoming.header.fields
+                            if fields.get("type") != "cancel" or incoming.size:
+                                self.pending = incoming  # served when this one has ended
+                                return
+                            await incoming.discard()  # size 0: only its end is pending
+                            if fields.get("id") == request.id:
+                                stop("cancel")
+                                return
+                finally:
+                    ended.set()
+
+            def start_watching() -> None:
+                nonlocal watching
+                watching = (trio.CancelScope(), trio.Event())
+                watchers.start_soon(watch_client, *watching)
+
+            # The command runs in this task (one task fewer per request); stop() cancels
+            # it through command_scope, which absorbs that cancellation.
+            try:
+                outcome = await run_command_streaming(
+                    args,
+                    sink=sink,
+                    stdin=stdin,
+                    shell=request.shell is not None,
+                    cwd=config.workdir,
+                    env=self.server.command_env,
+                    timeout=request.timeout or config.command_timeout,
+                    max_output=config.max_output,
+                    # a vanished client's command is killed at once; on server
+                    # shutdown it gets SIGTERM and the grace period first
+                    shutdown_grace=lambda: 0 if stopped_by == "gone" else config.shutdown_grace,
+                    slow_after=WATCH_AFTER,
+                    on_slow=start_watching,
+                )
+            except OSError as exc:
+                start_error = exc
+            except trio.Cancelled:
+                log.info(
+                    "%s request %s (%s) stopped: the server is shutting down",
+                    self.peer,
+                    show(request.id),
+                    described,
+                )
+                raise
+        if watching is not None:  # the command ran long enough to be watched: end that
+            watcher_scope, watcher_ended = watching
+            watcher_scope.cancel()
+            await watcher_ended.wait()
+        elapsed = trio.current_time() - start
+        self._phase("sending a reply", timeout=config.idle_timeout)
+        if start_error is not None:
+            raise BadRequest(
+                f"cannot run {request.program!r}: {start_error.strerror or start_error}",
+                ErrorCode.NOT_FOUND,
+            )
+        if stopped_by == "gone":
+            log.info(
+                "%s left during request %s (%s); killed it", self.peer, show(request.id), described
+            )
+            raise trio.BrokenResourceError("the client disconnected during a command")
+        if stopped_by is not None or outcome is None:
+            log.info(
+                "%s request %s (%s) cancelled after %.3f s",
+                self.peer,
+                show(request.id),
+                described,
+                elapsed,
+            )
+            await stream.send_message(
+                {
+                    "type": "exit",
+                    "id": request.id,
+                    "status": "cancelled",
+                    "returncode": None,
+                    "signal": None,
+                    "duration": round(elapsed, 6),
+                    "stdout_bytes": 0,
+                    "stderr_bytes": 0,
+                    "truncated": False,
+                }
+            )
+            return
+        log.info(
+            "%s request %s (%s): %s rc=%s signal=%s in %.3f s%s",
+            self.peer,
+            show(request.id),
+            described,
+            outcome.status,
+            outcome.returncode,
+            outcome.signal,
+            outcome.duration,
+            " (output truncated)" if outcome.truncated else "",
+        )
+        await stream.send_message({"type": "exit", "id": request.id, **outcome.to_fields()})
+
+    # -- files -------------------------------------------------------------------------
+
+    def _uploads_or_refuse(self) -> Any:
+        uploads = self.server.uploads
+        if uploads is None:
+            raise BadRequest(
+                "file transfer is disabled on this server (start it with an upload directory)",
+                ErrorCode.NOT_ALLOWED,
+            )
+        return uploads
+
+    async def _put(self, request: FileRequest, message: IncomingMessage) -> None:
+        uploads = self._uploads_or_refuse()
+        if request.size > self.config.max_upload:
+            raise BadRequest(
+                f"upload of {request.size} bytes is over the server's limit "
+                f"of {self.config.max_upload}",
+                ErrorCode.TOO_LARGE,
+            )
+        await uploads.receive_upload(request.name, message)
+        log.info("%s put %s (%d bytes)", self.peer, show(request.name), request.size)
+        self._phase("sending a reply", timeout=self.config.idle_timeout)
+        await self.stream.send_message(
+            {
+                "type": "stored",
+                "id": request.id,
+                "name": request.name,
+                "file_size": request.size,
+                "file_sha256": message.sha256,
+            }
+        )
+
+    async def _get(self, request: FileRequest, message: IncomingMessage) -> None:
+        uploads = self._uploads_or_refuse()
+        await message.discard()
+        real = await uploads.resolve_for_get(request.name)
+        self._phase("sending a file", timeout=self.config.idle_timeout)
+        await self.stream.send_file({"type": "file", "id": request.id, "name": request.name}, real)
+        log.info("%s get %s", self.peer, show(request.name))

@@ -1,0 +1,195 @@
+"""Serving framed connections in a nursery: one task per peer, one bad peer ends one task."""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar, final
+
+import trio
+
+from .._errors import FramekitError
+from ..codec import DEFAULT_FORMAT, DEFAULT_MAX_HEADER_SIZE, FrameFormat
+from ._deadline import DeadlineStream, StreamTimeout
+from ._framed import FramedStream
+from ._message_stream import MessageStream
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "ReportValue",
+    "bound_addresses",
+    "format_address",
+    "peer_address",
+    "peer_name",
+    "serve_framed",
+    "serve_messages",
+]
+
+log = logging.getLogger("framekit")
+
+#: Seconds a served connection may wait for its peer (to send, or to read what is sent)
+#: before it is closed: five minutes, as ssh's and most servers' keep-alive budgets go.
+DEFAULT_IDLE_TIMEOUT = 300.0
+
+T = TypeVar("T", FramedStream, MessageStream)
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets (``[::1]:9999``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    """``(host, port)`` of the peer of a (TLS over, deadline-wrapped) TCP stream."""
+    inner: Any = stream
+    while isinstance(inner, trio.SSLStream | DeadlineStream):
+        inner = inner.transport_stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            peer = inner.socket.getpeername()
+        except OSError:
+            return None
+        return str(peer[0]), int(peer[1])
+    return None
+
+
+def peer_name(stream: trio.abc.Stream) -> str:
+    """``host:port`` (``[v6]:port``) of the peer of a stream, for logs; ``?`` if unknown."""
+    address = peer_address(stream)
+    return "?" if address is None else format_address(*address)
+
+
+def bound_addresses(listeners: list[trio.SocketListener]) -> list[tuple[str, int]]:
+    """``(host, port)`` of each listener, for reporting through ``task_status``."""
+    names = (listener.socket.getsockname() for listener in listeners)
+    return [(str(name[0]), int(name[1])) for name in names]
+
+
+@final
+class ReportValue:
+    """A task_status that reports ``value`` when ``started()`` is called with anything.
+
+    ``trio.serve_listeners`` reports its listener objects; framekit's servers report
+    plain addresses instead, which are what callers (and tests) want.
+    """
+
+    def __init__(self, task_status: trio.TaskStatus[Any], value: object) -> None:
+        self._task_status = task_status
+        self._value = value
+
+    def started(self, value: object = None) -> None:
+        self._task_status.started(self._value)
+
+
+def _log_ending(peer: str, exc: Exception) -> None:
+    """One line for a connection that ended with an exception (a traceback only for bugs)."""
+    if isinstance(exc, trio.EndOfChannel):
+        log.info("%s closed the connection", peer)
+    elif isinstance(exc, StreamTimeout):
+        log.info("%s timed out: %s", peer, exc)
+    elif isinstance(exc, FramekitError):
+        log.warning("%s broke the framing: %s", peer, exc)
+    elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
+        log.info("%s connection lost: %s", peer, exc)
+    else:
+        log.error("handler for %s raised %s", peer, type(exc).__name__, exc_info=exc)
+
+
+async def _serve(
+    wrap: Callable[[trio.abc.Stream], T],
+    handler: Callable[[T], Awaitable[object]],
+    port: int,
+    *,
+    host: str,
+    ssl_context: ssl.SSLContext | None,
+    idle_timeout: float | None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]],
+) -> NoReturn:
+    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    addresses = bound_addresses(tcp_listeners)
+    listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
+    if ssl_context is not None:
+        listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
+    timeout = math.inf if idle_timeout is None else idle_timeout
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        peer = peer_name(stream)
+        transport = DeadlineStream(
+            stream, send_timeout=timeout, receive_timeout=timeout, phase="serving"
+        )
+        try:
+            async with wrap(transport) as channel:
+                await handler(channel)
+        except Exception as exc:
+            # One peer, or one handler's bug, must not take the server and every other
+            # connection down: serve_listeners does not catch anything itself.
+            _log_ending(peer, exc)
+
+    log.info("serving on %s", ", ".join(format_address(h, p) for h, p in addresses))
+    await trio.serve_listeners(handle, listeners, task_status=ReportValue(task_status, addresses))
+    raise AssertionError("serve_listeners returned")  # pragma: no cover
+
+
+async def serve_framed(
+    handler: Callable[[FramedStream], Awaitable[object]],
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Accept TCP (or TLS) connections and run ``handler(FramedStream)`` for each.
+
+    Each connection runs in its own task; the stream is closed when the handler returns.
+    Whatever the handler raises ends only its own connection, with one log line: a peer
+    that closed (``trio.EndOfChannel``), timed out, broke the framing or vanished at
+    INFO/WARNING, any other exception (a bug in the handler) at ERROR with its traceback.
+    Use it with ``nursery.start``: it reports the bound ``[(host, port), ...]`` (so port 0
+    works) once it is listening.
+
+    Args:
+        handler: ``async def handler(channel: FramedStream)``.
+        port: TCP port; 0 picks a free one.
+        host: address to bind (default loopback only).
+        format: frame format.
+        ssl_context: serve TLS with this (server-side) context.
+        idle_timeout: seconds any receive may wait for the peer, and any send may wait
+            for it to read (the TLS handshake included); the handler then gets
+            :class:`StreamTimeout`. ``None``: wait forever.
+    """
+    await _serve(
+        lambda s: FramedStream(s, format=format),
+        handler,
+        port,
+        host=host,
+        ssl_context=ssl_context,
+        idle_timeout=idle_timeout,
+        task_status=task_status,
+    )
+
+
+async def serve_messages(
+    handler: Callable[[MessageStream], Awaitable[object]],
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    format: FrameFormat = DEFAULT_FORMAT,
+    ssl_context: ssl.SSLContext | None = None,
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Like :func:`serve_framed`, with a :class:`MessageStream` per connection."""
+    await _serve(
+        lambda s: MessageStream(s, format=format, max_header_size=max_header_size),
+        handler,
+        port,
+        host=host,
+        ssl_context=ssl_context,
+        idle_timeout=idle_timeout,
+        task_status=task_status,
+    )
