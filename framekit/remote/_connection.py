@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
@@ -48,9 +48,7 @@ from ._protocol import (
     new_nonce,
     parse_request,
 )
-
-if TYPE_CHECKING:
-    from ._server import CommandServer
+from ._shared import SharedState
 
 __all__ = ["Connection"]
 
@@ -87,7 +85,7 @@ class Connection:
     """
 
     def __init__(
-        self, server: CommandServer, transport: trio.abc.Stream, peer: str, host: str
+        self, server: SharedState, transport: trio.abc.Stream, peer: str, host: str
     ) -> None:
         self.server = server
         self.config = config = server.config

@@ -1,114 +1,44 @@
-"""The command server: accepting connections, the limits they share, and serving each."""
+"""The command server: accepting connections and serving each one."""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Final, NoReturn
+from functools import partial
+from typing import NoReturn
 
 import trio
 
 from ..streams._serve import ReportValue, bound_addresses, format_address, peer_address
-from ._auth import AuthThrottle
 from ._config import ServerConfig, check_bind_safety
 from ._connection import Connection
-from ._files import UploadDirectory
 from ._log_text import escape
+from ._shared import SharedState
 
-__all__ = ["CommandServer", "serve_commands"]
+__all__ = ["handle_connection", "serve_commands"]
 
 log = logging.getLogger("framekit.server")
 
-#: Environment variables never passed on to commands (the token must not leak to them).
-SECRET_ENV: Final = frozenset({"FRAMEKIT_TOKEN"})
 
-
-class CommandServer:
-    """What the connections of one command server share: counts, slots, uploads, auth.
-
-    Create it with :meth:`create`; :meth:`handle` serves one accepted stream.
-    """
-
-    def __init__(self, config: ServerConfig, uploads: UploadDirectory | None) -> None:
-        self.config = config
-        self.uploads = uploads
-        self.connections = 0
-        self.processes = trio.Semaphore(config.max_processes)
-        self.auth = AuthThrottle(
-            delay=config.auth_failure_delay,
-            max_failures=config.max_auth_failures,
-            block_time=config.auth_block_time,
-        )
-        # Connections not yet authenticated, oldest first (the first to be dropped).
-        self._unauthenticated: OrderedDict[Connection, None] = OrderedDict()
-
-    @classmethod
-    async def create(cls, config: ServerConfig) -> CommandServer:
-        """Check the upload directory and clear what a killed server left in it.
-
-        Raises:
-            OSError: the upload directory is missing or not a directory.
-        """
-        uploads = None
-        if config.upload_dir is not None:
-            uploads = await UploadDirectory.open(config.upload_dir)
-            stale = await uploads.remove_stale_uploads()
-            if stale:
-                log.info(
-                    "removed %d unfinished upload(s) left by an earlier server in %s",
-                    len(stale),
-                    uploads.root,
-                )
-        return cls(config, uploads)
-
-    @property
-    def command_env(self) -> Mapping[str, str] | None:
-        """Commands get the server's environment minus its own secret, unless told
-        otherwise. ``None`` (inherit it as it is) when it holds no secret, which spares
-        ``Popen`` re-encoding every variable for every command."""
-        if self.config.env is not None:
-            return self.config.env
-        if not any(name in os.environ for name in SECRET_ENV):
-            return None
-        return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-
-    def authenticated(self, connection: Connection) -> None:
-        """``connection`` passed its handshake: it no longer counts as unauthenticated."""
-        self._unauthenticated.pop(connection, None)
-
-    def _admit(self, connection: Connection) -> None:
-        """Count a new connection as unauthenticated, dropping the oldest over the cap."""
-        waiting = self._unauthenticated
-        while len(waiting) >= self.config.max_unauthenticated:
-            oldest, _ = waiting.popitem(last=False)
-            oldest.evicted = True
-            oldest.scope.cancel()
-        waiting[connection] = None
-
-    async def handle(self, transport: trio.abc.Stream) -> None:
-        """Serve one accepted (TCP or TLS) stream until it ends; never raises for a client."""
-        address = peer_address(transport)
-        host = address[0] if address else "?"
-        peer = format_address(*address) if address else "?"
-        connection = Connection(self, transport, peer, host)
-        self.connections += 1
-        try:
-            if self.connections > self.config.max_connections:
-                log.warning(
-                    "refusing %s: %d connections already", peer, self.config.max_connections
-                )
-                await connection.refuse_busy(
-                    f"server is at its limit of {self.config.max_connections} connections; "
-                    "try again later"
-                )
-                return
-            self._admit(connection)
-            await connection.serve()
-        finally:
-            self.connections -= 1
-            self._unauthenticated.pop(connection, None)
+async def handle_connection(shared: SharedState, transport: trio.abc.Stream) -> None:
+    """Serve one accepted (TCP or TLS) stream until it ends; never raises for a client."""
+    address = peer_address(transport)
+    host = address[0] if address else "?"
+    peer = format_address(*address) if address else "?"
+    connection = Connection(shared, transport, peer, host)
+    shared.connections += 1
+    try:
+        if shared.connections > shared.config.max_connections:
+            log.warning("refusing %s: %d connections already", peer, shared.config.max_connections)
+            await connection.refuse_busy(
+                f"server is at its limit of {shared.config.max_connections} connections; "
+                "try again later"
+            )
+            return
+        shared.admit(connection)
+        await connection.serve()
+    finally:
+        shared.connections -= 1
+        shared.unauthenticated.pop(connection, None)
 
 
 async def serve_commands(
@@ -126,7 +56,7 @@ async def serve_commands(
         OSError: the port could not be bound, or the upload directory is unusable.
     """
     await check_bind_safety(config)
-    server = await CommandServer.create(config)
+    shared = await SharedState.create(config)
     tcp_listeners = await trio.open_tcp_listeners(config.tcp_port, host=config.host)
     bound = bound_addresses(tcp_listeners)
     listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
@@ -141,6 +71,6 @@ async def serve_commands(
             "token required" if config.token is not None else "no token",
         )
     await trio.serve_listeners(
-        server.handle, listeners, task_status=ReportValue(task_status, bound)
+        partial(handle_connection, shared), listeners, task_status=ReportValue(task_status, bound)
     )
     raise AssertionError("serve_listeners returned")  # pragma: no cover
