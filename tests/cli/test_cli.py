@@ -22,7 +22,7 @@ import framekit
 from framekit_cli._exit import EXIT_NOPERM, EXIT_PROTOCOL, EXIT_UNAVAILABLE, EXIT_USAGE
 from framekit_cli.app import app
 
-from .helpers import process_gone
+from ..helpers import process_gone
 
 runner = CliRunner()
 
@@ -410,7 +410,7 @@ def test_result_lines_are_not_wrapped_for_scripts(server: LiveServer, tmp_path: 
 
 
 def test_documented_compare_json_fields_match_the_output() -> None:
-    page = (Path(__file__).parent.parent / "docs" / "reference" / "cli.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "cli.md").read_text()
     section = page[
         page.index("### `framekit compare --json`") : page.index("### `framekit send --json`")
     ]

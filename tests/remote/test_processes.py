@@ -11,7 +11,7 @@ import trio
 from framekit.remote import _processes as _commands
 from framekit.remote._processes import CommandOutcome, run_command_streaming
 
-from .helpers import process_gone, wait_gone
+from ..helpers import process_gone, wait_gone
 
 
 @pytest.fixture(autouse=True, params=["epoll", "selectors"])

@@ -8,7 +8,7 @@ from trio.testing import memory_stream_pair
 from framekit import FramedStream, FrameEncoder, MessageStream
 from framekit.streams._read_size import DEFAULT_RECEIVE_SIZE, FIRST_READ, ReadSize
 
-from .helpers import PassThroughStream
+from ..helpers import PassThroughStream
 
 
 def test_reads_start_small_grow_while_full_and_shrink_when_mostly_empty() -> None:

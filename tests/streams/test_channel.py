@@ -8,7 +8,7 @@ from trio.testing import memory_stream_pair
 import framekit
 from framekit import FrameDecoder, FrameFormat, FrameTooLarge, open_framed_channel
 
-from .helpers import PassThroughStream
+from ..helpers import PassThroughStream
 
 
 class CountingStream(PassThroughStream):

@@ -10,7 +10,7 @@ from trio.testing import memory_stream_pair
 import framekit
 from framekit import FramedStream, FrameEncoder, FrameFormat, FrameTooLarge, IncompleteFrame
 
-from .helpers import PassThroughStream
+from ..helpers import PassThroughStream
 
 
 def payloads(seed: int, count: int = 200, max_size: int = 3000) -> list[bytes]:

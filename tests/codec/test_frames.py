@@ -15,7 +15,7 @@ from framekit import (
     IncompleteFrame,
 )
 
-from .helpers import chunkings, decode_all, split_at
+from ..helpers import chunkings, decode_all, split_at
 
 formats = st.builds(
     FrameFormat,

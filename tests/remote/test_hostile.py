@@ -13,8 +13,8 @@ import trio
 import framekit
 from framekit import FrameEncoder, MessageEncoder
 
-from .helpers import wait_gone
-from .server_helpers import connect, start_server
+from ..helpers import wait_gone
+from ..server_helpers import connect, start_server
 
 Hostile = Callable[[str, int], Awaitable[None]]
 

@@ -11,7 +11,7 @@ import trio
 import framekit
 from framekit import MessageEncoder
 
-from .server_helpers import connect, start_server
+from ..server_helpers import connect, start_server
 
 
 @pytest.fixture

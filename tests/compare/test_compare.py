@@ -9,7 +9,7 @@ import framekit
 from framekit import CompareOptions, Piece, run_compare
 from framekit.compare._experiment import attribute
 
-from .server_helpers import start_server
+from ..server_helpers import start_server
 
 FAST = {"sleep": 0.001, "burst": 300}
 

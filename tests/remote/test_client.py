@@ -10,7 +10,7 @@ import trio
 import framekit
 from framekit import CommandResult, Retry, fan_out, run_command
 
-from .server_helpers import start_server
+from ..server_helpers import start_server
 
 
 async def test_run_command_one_call(nursery: trio.Nursery) -> None:

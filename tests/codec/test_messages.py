@@ -25,7 +25,7 @@ from framekit import (
     MessageEncoder,
 )
 
-from .helpers import chunkings, message_events, split_at
+from ..helpers import chunkings, message_events, split_at
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),

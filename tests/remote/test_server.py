@@ -13,9 +13,9 @@ import framekit
 from framekit import AuthenticationError, ErrorCode, RemoteError, ServerConfig
 from framekit.remote._config import check_bind_safety, is_loopback
 
-from .conftest import HAS_IPV6
-from .helpers import wait_gone
-from .server_helpers import connect, start_server
+from ..conftest import HAS_IPV6
+from ..helpers import wait_gone
+from ..server_helpers import connect, start_server
 
 
 async def test_run_argv_streams_output_and_exit_code(nursery: trio.Nursery) -> None:

@@ -20,7 +20,7 @@ from framekit import (
     serve_messages,
 )
 
-from .conftest import HAS_IPV6
+from ..conftest import HAS_IPV6
 
 
 async def echo(channel: FramedStream) -> None:
