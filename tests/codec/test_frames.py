@@ -258,3 +258,29 @@ class TestEncoder:
 def test_sentinels_repr() -> None:
     assert repr(NEED_DATA) == "NEED_DATA"
     assert repr(END_OF_STREAM) == "END_OF_STREAM"
+
+
+def test_every_encoder_path_counts_bytes_not_items() -> None:
+    import array
+
+    items = array.array("q", [1, 2, 3])  # 3 items, 24 bytes
+    view = memoryview(items)
+    encoder = FrameEncoder()
+    expected = (24).to_bytes(4, "big") + items.tobytes()
+    assert encoder.encode(view) == expected
+    assert encoder.encode(items) == expected  # any buffer, not only memoryview
+    assert encoder.encode_many([view, b"x"]) == expected + b"\x00\x00\x00\x01x"
+    buffer = bytearray()
+    encoder.encode_into(buffer, view)
+    assert bytes(buffer) == expected
+    message = framekit.MessageEncoder().message({"t": 1}, view)
+    assert message.endswith(items.tobytes()) and b'"size":24' in message
+
+
+@pytest.mark.parametrize("bad", ["text", 42, memoryview(b"abcdef")[::2]])
+def test_encoders_refuse_what_is_not_a_flat_buffer(bad: object) -> None:
+    encoder = FrameEncoder()
+    with pytest.raises(TypeError, match="bytes, bytearray or memoryview|contiguous"):
+        encoder.encode(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        encoder.encode_many([b"ok", bad])  # type: ignore[list-item]

@@ -206,3 +206,27 @@ def test_max_buffer_size_validated() -> None:
     _, other = memory_stream_pair()
     with pytest.raises(ValueError, match="max_buffer_size must be at least 1"):
         FramedChannel(other, max_buffer_size=0)
+
+
+@pytest.mark.parametrize("size", [100, 2 * 1024 * 1024])
+async def test_changing_a_buffer_after_send_returns_never_changes_what_is_sent(
+    size: int,
+) -> None:
+    raw, other = memory_stream_pair()
+    counting = CountingStream(other)
+    counting.gate = trio.Event()  # nothing reaches the transport until the buffer changed
+    buffer = bytearray(b"A" * size)
+    async with trio.open_nursery() as nursery:
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await read_all(raw))
+
+        nursery.start_soon(reader)
+        async with open_framed_channel(counting, max_buffer_size=8 * 1024 * 1024) as channel:
+            await channel.send(buffer)  # queued, not sent
+            buffer[:] = b"Z" * size  # the caller reuses its buffer at once
+            channel.send_nowait(memoryview(buffer)[:10])
+            buffer[:10] = b"Q" * 10
+            counting.gate.set()
+    assert decode(received[0]) == [b"A" * size, b"Z" * 10]

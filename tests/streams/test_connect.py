@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+from functools import partial
 
 import pytest
 import trio
@@ -256,3 +257,23 @@ async def test_gathered_send_to_a_vanished_peer_is_broken(nursery: trio.Nursery)
 def test_earlier_connect_names_are_aliases() -> None:
     assert framekit.open_framed_connection is framekit.open_framed_stream
     assert framekit.open_message_connection is framekit.open_message_stream
+
+
+async def test_cancelled_tls_handshake_closes_the_socket(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext
+) -> None:
+    accepted: trio.MemorySendChannel[trio.SocketStream]
+    accepted, incoming = trio.open_memory_channel[trio.SocketStream](1)
+
+    async def mute(stream: trio.SocketStream) -> None:  # accepts, never answers the hello
+        await accepted.send(stream)
+        await trio.sleep_forever()
+
+    [listener] = await nursery.start(partial(trio.serve_tcp, mute, 0, host="127.0.0.1"))
+    port = listener.socket.getsockname()[1]
+    with trio.move_on_after(0.2):
+        await framekit.open_stream("127.0.0.1", port, ssl_context=client_ssl_context)
+    server_side = await incoming.receive()
+    with trio.fail_after(5):  # the client's socket was closed, not left to the GC
+        while await server_side.receive_some():
+            pass

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +9,7 @@ import trio
 import trio.testing
 from trio.testing import memory_stream_pair
 
+import framekit
 from framekit import (
     BadHeader,
     ChecksumMismatch,
@@ -232,3 +233,68 @@ async def test_read_all_cap_counts_only_the_unread_rest() -> None:
     first = await anext(incoming)
     rest = await incoming.read_all(max_size=100 - len(first))
     assert first + rest == b"x" * 100
+
+
+async def _received_after_failure(
+    fail: Callable[[MessageStream], Awaitable[None]], error: type[BaseException]
+) -> list[Message]:
+    """Fail a send part-way, try another message, close; what does the peer read?"""
+    left, right = pair()
+    with pytest.raises(error):
+        await fail(left)
+    try:
+        await left.send_message({"type": "next"}, b"must never be read as a body" * 10)
+    except trio.BrokenResourceError as exc:
+        assert "failed or was cancelled part-way" in str(exc)
+    await left.aclose()
+    got: list[Message] = []
+    with pytest.raises(framekit.IncompleteFrame):  # the cut-off body, and nothing after it
+        while True:
+            got.append(await right.receive_message())
+    return got
+
+
+async def test_body_iterator_failing_part_way_breaks_the_stream() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"first ten."
+        raise RuntimeError("the source failed")
+
+    async def fail(stream: MessageStream) -> None:
+        await stream.send_message({"type": "file"}, body(), size=100)
+
+    assert await _received_after_failure(fail, RuntimeError) == []
+
+
+async def test_progress_callback_failing_part_way_breaks_the_stream() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"0123456789"
+
+    def progress(done: int, total: int) -> None:
+        if done >= 30:
+            raise ValueError("the progress display failed")
+
+    async def fail(stream: MessageStream) -> None:
+        await stream.send_message({"type": "file"}, body(), size=100, progress=progress)
+
+    assert await _received_after_failure(fail, ValueError) == []
+
+
+async def test_send_file_that_cannot_be_opened_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Too many open files" after the header was sent once put an error message inside
+    # a promised file body. The file is now opened before anything is sent.
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+
+    async def no_descriptors(*args: object, **kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(trio, "open_file", no_descriptors)
+    left, right = pair()
+    with pytest.raises(OSError, match="Too many open files"):
+        await left.send_file({"type": "file"}, path)
+    await left.send_message({"type": "error"}, b"")
+    message = await right.receive_message()
+    assert message.header["type"] == "error"
