@@ -47,6 +47,7 @@ from ._protocol import (
     error_header,
     new_nonce,
     parse_request,
+    reply_id,
 )
 from ._shared import SharedState
 
@@ -289,7 +290,7 @@ class Connection:
 
     async def _request(self, message: IncomingMessage) -> None:
         fields = message.header.fields
-        request_id = fields.get("id")
+        request_id = reply_id(fields)
         if fields.get("type") == "cancel":
             # The request it names has already ended (a cancel that crossed its exit
             # message on the wire): nothing to stop, nothing to answer.
@@ -308,7 +309,7 @@ class Connection:
                 if not self.stream._state.can_send:
                     raise  # a file failed part-way through a reply: nothing more to say
                 name = str(fields.get("name", ""))
-                raise refusal_for(exc, name) from exc
+                raise refusal_for(exc, name, storing=fields.get("type") == "put") from exc
         except BadRequest as exc:
             await self._refuse(exc, request_id, message)
         except ChecksumMismatch as exc:

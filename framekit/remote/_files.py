@@ -31,28 +31,42 @@ async def _in_thread(fn: Callable[..., T], *args: object) -> T:
     return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
-def refusal_for(exc: OSError, name: str) -> BadRequest:
-    """The error reply for an ``OSError`` met while handling file ``name``."""
+#: Errors that mean "this name cannot be used" (a parent that is a file, a directory in
+#: the way, a name too long for the file system): the client's to fix.
+_UNUSABLE_NAME = frozenset(
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.ELOOP,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+        errno.EINVAL,
+    }
+)
+
+
+def refusal_for(exc: OSError, name: str, *, storing: bool) -> BadRequest:
+    """The error reply for an ``OSError`` met while storing (``put``) or reading file
+    ``name``: never ``internal`` for what the name itself causes."""
     code = exc.errno
-    if code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+    reason = exc.strerror or str(exc)
+    if code in _UNUSABLE_NAME:
+        if storing:
+            return BadRequest(f"cannot store a file named {name!r}: {reason}")
+        if code == errno.EISDIR:
+            return BadRequest(f"{name!r} is a directory, not a file")
         return BadRequest(f"no file named {name!r} in the upload directory", ErrorCode.NOT_FOUND)
-    if code == errno.EISDIR:
-        return BadRequest(f"{name!r} is a directory, not a file", ErrorCode.BAD_REQUEST)
-    if code in (errno.EEXIST, errno.ENAMETOOLONG, errno.EINVAL):
-        return BadRequest(
-            f"cannot use the name {name!r}: {exc.strerror or exc}", ErrorCode.BAD_REQUEST
-        )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return BadRequest(
-            f"the server may not write or read {name!r}: {exc.strerror or exc}",
+            f"the server may not {'write' if storing else 'read'} {name!r}: {reason}",
             ErrorCode.NOT_ALLOWED,
         )
     if code in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT):
         return BadRequest(
-            f"the server is short of resources ({exc.strerror or exc}); try again later",
-            ErrorCode.BUSY,
+            f"the server is short of resources ({reason}); try again later", ErrorCode.BUSY
         )
-    return BadRequest(f"file error on {name!r}: {exc.strerror or exc}", ErrorCode.INTERNAL)
+    return BadRequest(f"file error on {name!r}: {reason}", ErrorCode.INTERNAL)
 
 
 class UploadDirectory:
@@ -116,7 +130,7 @@ class UploadDirectory:
         try:
             return await _in_thread(self._resolve_for_get, name)
         except OSError as exc:
-            raise refusal_for(exc, name) from None
+            raise refusal_for(exc, name, storing=False) from None
 
     def _resolve_for_get(self, name: str) -> Path:
         real = (self.root / name).resolve()
@@ -140,7 +154,7 @@ class UploadDirectory:
             )
         final = parent / target.name
         if final.is_dir():
-            raise BadRequest(f"{name!r} is a directory, not a file", ErrorCode.BAD_REQUEST)
+            raise BadRequest(f"cannot store a file named {name!r}: it is a directory")
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=TEMP_PREFIX)
         return final, fd, Path(tmp)
 
@@ -163,7 +177,7 @@ class UploadDirectory:
         try:
             final, fd, tmp = await _in_thread(self._prepare_put, name)
         except OSError as exc:
-            raise refusal_for(exc, name) from None
+            raise refusal_for(exc, name, storing=True) from None
         try:
             async with trio.wrap_file(os.fdopen(fd, "wb")) as out:
                 async for chunk in message:

@@ -36,6 +36,7 @@ __all__ = [
     "new_nonce",
     "parse_hello",
     "parse_request",
+    "reply_id",
     "validate_name",
 ]
 
@@ -217,6 +218,15 @@ Request = RunRequest | FileRequest
 
 _ID_OK = (int, str)
 _NAME_PART = re.compile(r"[^/\\\x00]+")
+
+
+def reply_id(header: Mapping[str, Any]) -> int | str | None:
+    """The ``id`` to repeat in replies to ``header``: its own if valid, else none."""
+    try:
+        rid: int | str | None = _request_id(header)
+    except BadRequest:
+        return None
+    return rid
 
 
 def _request_id(header: Mapping[str, Any]) -> Any:

@@ -71,9 +71,7 @@ async def test_a_silent_peer_is_dropped_after_idle_timeout(
         finally:
             ended.set()
 
-    [(_, port)] = await nursery.start(
-        partial(framekit.serve_messages, handler, 0, idle_timeout=30)
-    )
+    [(_, port)] = await nursery.start(partial(framekit.serve_messages, handler, 0, idle_timeout=30))
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     start = trio.current_time()
     await ended.wait()

@@ -1,0 +1,317 @@
+"""One server connection: its one deadline in every phase, and hostile input kept in bounds.
+
+Each test here is a case that once held a connection slot forever, ended as an
+``internal`` error, or reached the log unescaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import framekit
+from framekit import MessageEncoder, MessageStream
+
+from ..server_helpers import connect, start_server
+
+
+async def raw(addrs: framekit.ServerAddresses) -> tuple[trio.SocketStream, MessageStream]:
+    """A connection that has read the greeting, and a MessageStream over it."""
+    stream = await trio.open_tcp_stream(*addrs.tcp[0])
+    messages = MessageStream(stream)
+    hello = await messages.receive_message()
+    assert hello.header["type"] == "hello"
+    return stream, messages
+
+
+async def read_until_closed(messages: MessageStream) -> list[dict[str, Any]]:
+    """Every message until the server hangs up (their headers); then close our end."""
+    got = []
+    try:
+        while True:
+            got.append((await messages.receive_message()).header.fields)
+    except (trio.EndOfChannel, trio.BrokenResourceError):
+        return got
+    finally:
+        await messages.aclose()
+
+
+def no_internal_errors(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        assert record.levelno < logging.ERROR, record.getMessage()
+        assert record.exc_info is None, record.getMessage()
+        assert "internal" not in record.getMessage()
+
+
+# -- the deadline, phase by phase -----------------------------------------------------
+
+
+async def test_a_refused_body_that_stalls_is_cut_off(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    addrs = await start_server(nursery, udp_port=None, idle_timeout=30)
+    stream, messages = await raw(addrs)
+    header = MessageEncoder().header({"type": "run", "id": 1, "shell": "ls"}, size=1000)
+    await stream.send_all(header + b"ten bytes.")  # refused (no shell), body never finished
+    start = trio.current_time()
+    with trio.fail_after(100):
+        replies = await read_until_closed(messages)
+    assert [r["code"] for r in replies] == ["not_allowed", "timeout"]
+    assert trio.current_time() - start == pytest.approx(30, abs=3)
+
+
+async def test_an_oversized_put_is_refused_without_reading_its_body(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    addrs = await start_server(nursery, udp_port=None, upload_dir=tmp_path, max_upload=1000)
+    stream, messages = await raw(addrs)
+    header = MessageEncoder().header(
+        {"type": "put", "id": 1, "name": "big", "sha256": "0" * 64}, size=100 * 1024 * 1024
+    )
+    await stream.send_all(header)  # and none of the 100 MiB
+    with trio.fail_after(10):  # the closing linger, not an endless discard
+        replies = await read_until_closed(messages)
+    assert [r["code"] for r in replies] == ["too_large"]
+    assert "was not read: closing the connection" in replies[0]["message"]
+
+
+async def test_a_get_whose_client_never_reads_frees_its_slot(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    (tmp_path / "big").write_bytes(b"x" * (32 * 1024 * 1024))
+    addrs = await start_server(
+        nursery, udp_port=None, upload_dir=tmp_path, idle_timeout=0.5, max_connections=1
+    )
+    stream, messages = await raw(addrs)
+    await messages.send_message({"type": "get", "id": 1, "name": "big"})
+    # ... and never reads. The server gives up after idle_timeout; the slot is free.
+    with trio.fail_after(10):
+        while True:
+            try:
+                async with await connect(addrs) as client:
+                    assert (await client.run(["echo", "in"])).stdout == b"in\n"
+                    break
+            except framekit.RemoteError as exc:
+                assert exc.code == "busy"
+                await trio.sleep(0.1)
+    await stream.aclose()
+
+
+async def test_a_tls_client_that_never_handshakes_is_cut_off(
+    nursery: trio.Nursery,
+    server_ssl_context: ssl.SSLContext,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    addrs = await start_server(
+        nursery, udp_port=None, ssl_context=server_ssl_context, handshake_timeout=5
+    )
+    stream = await trio.open_tcp_stream(*addrs.tcp[0])  # TCP only: no ClientHello, ever
+    start = trio.current_time()
+    with trio.fail_after(60):
+        while await stream.receive_some():
+            pass
+    await stream.aclose()
+    assert trio.current_time() - start == pytest.approx(5, abs=1)
+
+
+async def test_the_whole_handshake_has_one_deadline(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A byte every few seconds is progress, but the handshake as a whole is bounded.
+    start = trio.current_time()
+    addrs = await start_server(nursery, udp_port=None, token="t", handshake_timeout=10)
+    stream, messages = await raw(addrs)
+    answer = MessageEncoder().message({"type": "auth", "mac": "0" * 64})
+
+    async def trickle() -> None:
+        try:
+            for byte in answer:
+                await stream.send_all(bytes([byte]))
+                await trio.sleep(3)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(trickle)
+        with trio.fail_after(60):
+            reply = await messages.receive_message()
+        assert reply.header["code"] == "timeout"
+        assert trio.current_time() - start == pytest.approx(10)
+        inner.cancel_scope.cancel()
+    await messages.aclose()
+
+
+# -- hostile input, well framed: bad_request, never internal ------------------------
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a put of an empty body that would verify
+
+
+def raw_request(json_text: str) -> bytes:
+    """A header frame from literal JSON (lone surrogates can be written as escapes)."""
+    return framekit.FrameEncoder().encode(json_text.encode())
+
+
+HOSTILE_REQUESTS = {
+    "argv with a lone surrogate": (
+        '{"type":"run","id":1,"argv":["echo","\\ud800"],"size":0}',
+        "bad_request",
+    ),
+    "shell with a lone surrogate": (
+        '{"type":"run","id":1,"shell":"echo \\udfff","size":0}',
+        "bad_request",
+    ),
+    "put name component over 255 bytes": (
+        '{"type":"put","id":1,"name":"' + "n" * 256 + '","size":0,"sha256":"' + EMPTY_SHA256 + '"}',
+        "bad_request",
+    ),
+    "put naming an existing directory": (
+        '{"type":"put","id":1,"name":"adir","size":0,"sha256":"' + EMPTY_SHA256 + '"}',
+        "bad_request",
+    ),
+    "put under a file": (
+        '{"type":"put","id":1,"name":"afile/x","size":0,"sha256":"' + EMPTY_SHA256 + '"}',
+        "bad_request",
+    ),
+    "get name component of 256 characters": (
+        '{"type":"get","id":1,"name":"' + "g" * 256 + '","size":0}',
+        "bad_request",
+    ),
+    "get of a directory": ('{"type":"get","id":1,"name":"adir","size":0}', "not_found"),
+    "reserved upload prefix": (
+        '{"type":"get","id":1,"name":".framekit-upload-abc","size":0}',
+        "bad_request",
+    ),
+    "id with a lone surrogate": (
+        '{"type":"run","id":"\\ud800","argv":["true"],"size":0}',
+        "bad_request",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_REQUESTS)
+async def test_hostile_request_is_a_bad_request(
+    case: str, nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_bytes(b"")
+    addrs = await start_server(nursery, udp_port=None, upload_dir=tmp_path)
+    stream, messages = await raw(addrs)
+    request, code = HOSTILE_REQUESTS[case]
+    await stream.send_all(raw_request(request))
+    reply = await messages.receive_message()
+    assert reply.header["type"] == "error" and reply.header["code"] == code
+    await messages.send_message({"type": "run", "id": 2, "argv": ["echo", "next"]})
+    assert (await messages.receive_message()).body == b"next\n"  # the connection goes on
+    await stream.aclose()
+    no_internal_errors(caplog)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]
+
+
+async def test_an_auth_mac_with_a_lone_surrogate_is_a_wrong_token(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    addrs = await start_server(nursery, udp_port=None, token="t", auth_failure_delay=0)
+    stream, messages = await raw(addrs)
+    await stream.send_all(raw_request('{"type":"auth","mac":"\\ud800","size":0}'))
+    assert (await read_until_closed(messages))[-1]["code"] == "auth_failed"
+    no_internal_errors(caplog)
+
+
+async def test_leaving_before_authenticating_is_one_info_line(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="framekit")
+    addrs = await start_server(nursery, udp_port=None, token="t")
+    stream, _ = await raw(addrs)
+    await stream.aclose()
+    with trio.fail_after(5):
+        while not any("before authenticating" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
+    [line] = [r for r in caplog.records if "before authenticating" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    no_internal_errors(caplog)
+
+
+async def test_client_strings_are_escaped_in_the_log(
+    nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="framekit")
+    addrs = await start_server(nursery, udp_port=None, upload_dir=tmp_path)
+    local = tmp_path / "local"
+    local.write_bytes(b"data")
+    forged = "x\n2026-12-01 00:00:00 INFO framekit.server: admin logged in \x1b[2J"
+    async with await connect(addrs) as client:
+        await client.put(local, forged)
+        await client.run(["echo", "a\nb", "\u202eevil"])
+        with pytest.raises(framekit.RemoteError):
+            await client.run(["no-such-program\nFORGED"])
+    messages = [r.getMessage() for r in caplog.records]
+    assert all("\n" not in m and "\x1b" not in m and "\u202e" not in m for m in messages)
+    assert any("x\\n2026-12-01" in m and "\\x1b[2J" in m for m in messages)
+    assert any("$'a\\nb'" in m and "\\u202eevil" in m for m in messages)
+
+
+# -- temporary upload files ---------------------------------------------------------
+
+
+async def test_stale_upload_files_are_removed_at_start_and_cannot_be_named(
+    nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="framekit")
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".framekit-upload-abc123", tmp_path / "sub" / ".framekit-upload-x"]
+    for path in stale:
+        path.write_bytes(b"half an upload from a killed server")
+    (tmp_path / "keep.txt").write_bytes(b"kept")
+    addrs = await start_server(nursery, udp_port=None, upload_dir=tmp_path)
+    assert not any(path.exists() for path in stale)
+    assert (tmp_path / "keep.txt").exists()
+    assert any("removed 2 unfinished upload(s)" in r.getMessage() for r in caplog.records)
+    local = tmp_path / "local"
+    local.write_bytes(b"data")
+    async with await connect(addrs) as client:
+        for name in [".framekit-upload-abc123", "sub/.framekit-upload-evil"]:
+            with pytest.raises(framekit.RemoteError, match="reserved") as info:
+                await client.put(local, name)
+            assert info.value.code == "bad_request"
+
+
+async def test_an_upload_is_fsynced_before_it_is_renamed_into_place(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append(f"replace {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    addrs = await start_server(nursery, udp_port=None, upload_dir=uploads)
+    local = tmp_path / "local"
+    local.write_bytes(b"data" * 1000)
+    async with await connect(addrs) as client:
+        await client.put(local, "stored.bin")
+    # the file's data, then the rename, then the directory entry
+    assert events == ["fsync", "replace stored.bin", "fsync"]
+    assert (
+        hashlib.sha256((uploads / "stored.bin").read_bytes()).hexdigest()
+        == hashlib.sha256(local.read_bytes()).hexdigest()
+    )
