@@ -280,7 +280,7 @@ def test_every_encoder_path_counts_bytes_not_items() -> None:
 @pytest.mark.parametrize("bad", ["text", 42, memoryview(b"abcdef")[::2]])
 def test_encoders_refuse_what_is_not_a_flat_buffer(bad: object) -> None:
     encoder = FrameEncoder()
-    with pytest.raises(TypeError, match="bytes, bytearray or memoryview|contiguous"):
+    with pytest.raises(TypeError, match=r"bytes, bytearray or memoryview|contiguous"):
         encoder.encode(bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         encoder.encode_many([b"ok", bad])  # type: ignore[list-item]

@@ -87,10 +87,13 @@ async def test_the_absolute_deadline_caps_every_wait(
                 await trio.sleep(4)
                 await b.send_all(b".")
 
-        nursery.start_soon(trickle)
-        with pytest.raises(StreamTimeout, match="did not finish the handshake within 10 s"):
+        async def read_forever() -> None:
             while True:
                 await stream.receive_some()
+
+        nursery.start_soon(trickle)
+        with pytest.raises(StreamTimeout, match="did not finish the handshake within 10 s"):
+            await read_forever()
         nursery.cancel_scope.cancel()
     assert trio.current_time() - start == pytest.approx(10)
 
