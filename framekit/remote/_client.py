@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, final
 import trio
 
 from .._errors import ConnectError, FramekitError, RemoteProtocolError
-from ..streams import Message, MessageStream, Retry, open_stream
+from ..streams import IncomingMessage, Message, MessageStream, Retry, open_stream
 from ..streams._groups import raise_single
 from ..streams._message_stream import ProgressCallback
 from ._protocol import (
@@ -453,16 +453,23 @@ class Client:
             rid = self._new_id()
             await self.stream.send_message({"type": "get", "id": rid, "name": name})
             try:
-                return await self._receive_file(rid, name, target, progress)
+                incoming = await self.stream.receive_message_stream()
             except BaseException as exc:
-                if not isinstance(exc, RemoteError | RemoteProtocolError):
+                if not isinstance(exc, RemoteProtocolError):
                     await self._abandon(rid, cancel=False)
                 raise
+            # The reply has arrived: if we stop reading its body now, the next receive
+            # skips the rest, and the connection stays in step.
+            return await self._receive_file(rid, name, target, incoming, progress)
 
     async def _receive_file(
-        self, rid: int, name: str, target: Path, progress: ProgressCallback | None
+        self,
+        rid: int,
+        name: str,
+        target: Path,
+        incoming: IncomingMessage,
+        progress: ProgressCallback | None,
     ) -> FileInfo:
-        incoming = await self.stream.receive_message_stream()
         fields = incoming.header.fields
         if fields.get("id") != rid:
             raise RemoteProtocolError(

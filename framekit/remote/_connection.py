@@ -96,6 +96,8 @@ class Connection:
         self.host = host
         self.authenticated = False
         self.evicted = False
+        #: counted in the server's connections (see SharedState.admit / release)
+        self.counted = False
         self.scope = trio.CancelScope()
         self.watchers: trio.Nursery | None = None
         #: a request read while a command ran (pipelined): served next
@@ -140,7 +142,9 @@ class Connection:
                     self.config.max_unauthenticated,
                 )
                 await self._last_words(
-                    ErrorCode.BUSY, "too many connections are authenticating; try again"
+                    ErrorCode.BUSY,
+                    "too many connections are authenticating; try again",
+                    linger=False,  # it sent nothing we left unread
                 )
         finally:
             await self._close()
@@ -148,7 +152,7 @@ class Connection:
     async def refuse_busy(self, message: str) -> None:
         """Tell the client the server is full (if it can be told in time), and close."""
         try:
-            await self._last_words(ErrorCode.BUSY, message)
+            await self._last_words(ErrorCode.BUSY, message, linger=False)
         finally:
             await self._close()
 
@@ -161,7 +165,7 @@ class Connection:
         if not await self._handshake():
             return
         self.authenticated = True
-        self.server.authenticated(self)
+        self.server.unauthenticated.pop(self, None)
         try:
             # Watchers of long commands run here: one nursery per connection rather
             # than one per request.
@@ -197,7 +201,7 @@ class Connection:
             log.error("internal error serving %s", peer, exc_info=exc)
             await self._last_words(ErrorCode.INTERNAL, "internal server error; see the server log")
 
-    async def _last_words(self, code: ErrorCode, message: str) -> None:
+    async def _last_words(self, code: ErrorCode, message: str, *, linger: bool = True) -> None:
         """Send one error, if the stream can still carry it, within ``CLOSING_TIME``."""
         if not self.stream._state.can_send:
             return
@@ -206,7 +210,8 @@ class Connection:
             await self.stream.send_message(error_header(code, message))
         except (trio.BrokenResourceError, trio.ClosedResourceError, FramekitError):
             return
-        await self._linger()
+        if linger:
+            await self._linger()
 
     async def _linger(self) -> None:
         """Read and drop what the client still sends, for ``CLOSING_TIME`` at most.

@@ -25,20 +25,17 @@ async def handle_connection(shared: SharedState, transport: trio.abc.Stream) -> 
     host = address[0] if address else "?"
     peer = format_address(*address) if address else "?"
     connection = Connection(shared, transport, peer, host)
-    shared.connections += 1
     try:
-        if shared.connections > shared.config.max_connections:
-            log.warning("refusing %s: %d connections already", peer, shared.config.max_connections)
+        if not shared.admit(connection):
+            limit = shared.config.max_connections
+            log.warning("refusing %s: %d connections already", peer, limit)
             await connection.refuse_busy(
-                f"server is at its limit of {shared.config.max_connections} connections; "
-                "try again later"
+                f"server is at its limit of {limit} connections; try again later"
             )
             return
-        shared.admit(connection)
         await connection.serve()
     finally:
-        shared.connections -= 1
-        shared.unauthenticated.pop(connection, None)
+        shared.release(connection)
 
 
 async def serve_commands(

@@ -74,15 +74,37 @@ class SharedState:
             return None
         return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
-    def authenticated(self, connection: Connection) -> None:
-        """``connection`` passed its handshake: it no longer counts as unauthenticated."""
-        self.unauthenticated.pop(connection, None)
+    def admit(self, connection: Connection) -> bool:
+        """Count a new connection in; ``False`` if the server is full.
 
-    def admit(self, connection: Connection) -> None:
-        """Count a new connection as unauthenticated, dropping the oldest over the cap."""
+        A new connection is never refused while an older one is still authenticating:
+        the oldest such connection is dropped instead (and so when more than
+        ``max_unauthenticated`` are authenticating), so silent or slow peers cannot hold
+        the server's slots against real clients.
+        """
+        config = self.config
         waiting = self.unauthenticated
-        while len(waiting) >= self.config.max_unauthenticated:
-            oldest, _ = waiting.popitem(last=False)
-            oldest.evicted = True
-            oldest.scope.cancel()
+        self.connections += 1
+        connection.counted = True
+        if self.connections > config.max_connections and not self._drop_oldest():
+            return False
+        while len(waiting) >= config.max_unauthenticated:
+            self._drop_oldest()
         waiting[connection] = None
+        return True
+
+    def _drop_oldest(self) -> bool:
+        if not self.unauthenticated:
+            return False
+        oldest, _ = self.unauthenticated.popitem(last=False)
+        oldest.evicted = True
+        oldest.scope.cancel()
+        self.release(oldest)  # its slot is free now, not once it has closed
+        return True
+
+    def release(self, connection: Connection) -> None:
+        """Count ``connection`` out (idempotent)."""
+        self.unauthenticated.pop(connection, None)
+        if connection.counted:
+            connection.counted = False
+            self.connections -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import trio
 import framekit
 from framekit import CommandResult, Retry, fan_out, run_command
 
-from ..server_helpers import start_server
+from ..server_helpers import connect, start_server
 
 
 async def test_run_command_one_call(nursery: trio.Nursery) -> None:
@@ -123,3 +124,85 @@ async def test_get_refuses_a_file_without_sha256(nursery: trio.Nursery, tmp_path
         with pytest.raises(framekit.FramekitError, match="without its sha256"):
             await client.get("f", tmp_path / "f")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_fan_out_isolates_a_server_with_a_malformed_greeting(
+    nursery: trio.Nursery,
+) -> None:
+    async def bad_nonce(stream: trio.SocketStream) -> None:
+        await framekit.MessageStream(stream).send_message(
+            {"type": "hello", "protocol": 1, "auth": "hmac-sha256", "nonce": "not hex at all"}
+        )
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, bad_nonce, 0, host="127.0.0.1"))
+    bad = ("127.0.0.1", listeners[0].socket.getsockname()[1])
+    good = await start_server(nursery)
+    results = await fan_out([bad, good.tcp[0]], ["echo", "ok"], token="t")
+    assert isinstance(results[0].error, framekit.RemoteProtocolError)
+    assert "challenge is malformed" in str(results[0].error)
+    assert results[1].result is not None and results[1].result.stdout == b"ok\n"
+
+
+async def test_cancelled_run_leaves_the_client_in_step(nursery: trio.Nursery) -> None:
+    from ..helpers import wait_gone
+
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        pids: list[int] = []
+
+        async def note_pid(chunk: framekit.OutputChunk) -> None:
+            pids.append(int(chunk.data))
+
+        with trio.move_on_after(0.5):
+            await client.run(["sh", "-c", "echo $$; exec sleep 30"], on_output=note_pid)
+        await wait_gone(pids)  # the client asked the server to stop it
+        for word in ["first", "second"]:  # and the next replies are the next requests'
+            assert (await client.run(["echo", word])).stdout == f"{word}\n".encode()
+
+
+async def test_cancelled_get_leaves_the_client_in_step(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "big").write_bytes(b"b" * (8 * 1024 * 1024))
+    addrs = await start_server(nursery, upload_dir=uploads)
+    async with await connect(addrs) as client:
+        seen: list[int] = []
+        with trio.move_on_after(5) as scope:
+            await client.get(
+                "big",
+                tmp_path / "copy",
+                progress=lambda n, _: (
+                    seen.append(n) or (scope.cancel() if n > 1024 * 1024 else None)
+                ),
+            )
+        assert scope.cancelled_caught and not (tmp_path / "copy").exists()
+        assert (await client.run(["echo", "next"])).stdout == b"next\n"
+
+
+async def test_put_refused_early_reports_the_refusal(nursery: trio.Nursery, tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    big = tmp_path / "big"
+    big.write_bytes(b"b" * (16 * 1024 * 1024))
+    addrs = await start_server(nursery, upload_dir=uploads, max_upload=1024)
+    async with await connect(addrs) as client:
+        with pytest.raises(framekit.RemoteError, match="over the server's limit") as info:
+            await client.put(big, "big")
+        assert info.value.code == "too_large"
+    assert list(uploads.iterdir()) == []
+
+
+async def test_put_to_a_server_without_uploads_sends_nothing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    local = tmp_path / "f"
+    local.write_bytes(b"data")
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        with pytest.raises(framekit.RemoteError, match="disabled") as info:
+            await client.put(local)
+        assert info.value.code == "not_allowed"
+        assert (await client.run(["true"])).ok
