@@ -250,15 +250,25 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Simultaneous connections.")
     ] = _SERVER_DEFAULTS.max_connections,
+    max_unauthenticated: Annotated[
+        int,
+        typer.Option(min=1, help="Connections still authenticating; a new one drops the oldest."),
+    ] = _SERVER_DEFAULTS.max_unauthenticated,
     max_processes: Annotated[
         int, typer.Option(min=1, help="Simultaneous commands.")
     ] = _SERVER_DEFAULTS.max_processes,
+    queue_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a command waits for a process slot.")
+    ] = _SERVER_DEFAULTS.queue_timeout,
     command_timeout: Annotated[
         float, typer.Option(min=0.001, help="Longest a command may run, seconds.")
     ] = _SERVER_DEFAULTS.command_timeout,
     max_output: Annotated[
         int, typer.Option(min=1, help="Output bytes per command before it is cut.")
     ] = _SERVER_DEFAULTS.max_output,
+    max_stdin: Annotated[
+        int, typer.Option(min=0, help="Largest stdin of a command, bytes.")
+    ] = _SERVER_DEFAULTS.max_stdin,
     max_upload: Annotated[
         int, typer.Option(min=0, help="Largest upload, bytes.")
     ] = _SERVER_DEFAULTS.max_upload,
@@ -266,8 +276,21 @@ def serve(
         float, typer.Option(min=0.001, help="Seconds to authenticate.")
     ] = _SERVER_DEFAULTS.handshake_timeout,
     idle_timeout: Annotated[
-        float, typer.Option(min=0.001, help="Seconds a connection may sit idle.")
+        float,
+        typer.Option(min=0.001, help="Seconds a connection may wait, or stall, after auth."),
     ] = _SERVER_DEFAULTS.idle_timeout,
+    auth_failure_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds before answering a wrong token.")
+    ] = _SERVER_DEFAULTS.auth_failure_delay,
+    max_auth_failures: Annotated[
+        int, typer.Option(min=1, help="Wrong tokens from one address before it is blocked.")
+    ] = _SERVER_DEFAULTS.max_auth_failures,
+    auth_block_time: Annotated[
+        float, typer.Option(min=0, help="Seconds an address stays blocked.")
+    ] = _SERVER_DEFAULTS.auth_block_time,
+    shutdown_grace: Annotated[
+        float, typer.Option(min=0, help="Seconds commands get after SIGTERM at shutdown.")
+    ] = _SERVER_DEFAULTS.shutdown_grace,
     address_file: Annotated[
         Path | None,
         typer.Option(help="Write the bound addresses here as JSON (for scripts).", dir_okay=False),
@@ -277,8 +300,8 @@ def serve(
     """Run the framed command server (TCP) and the UDP echo server side by side.
 
     Binds loopback by default. Binding another address needs a token (or --insecure).
-    Ctrl-C or SIGTERM stops it: running commands get SIGTERM, a grace period, then
-    SIGKILL for their whole process group.
+    Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stops it: running commands get
+    SIGTERM, a grace period, then SIGKILL for their whole process group.
 
     Examples:
 
@@ -308,12 +331,19 @@ def serve(
             upload_dir=upload_dir,
             workdir=workdir,
             max_connections=max_connections,
+            max_unauthenticated=max_unauthenticated,
             max_processes=max_processes,
+            queue_timeout=queue_timeout,
             command_timeout=command_timeout,
             max_output=max_output,
+            max_stdin=max_stdin,
             max_upload=max_upload,
             handshake_timeout=handshake_timeout,
             idle_timeout=idle_timeout,
+            auth_failure_delay=auth_failure_delay,
+            max_auth_failures=max_auth_failures,
+            auth_block_time=auth_block_time,
+            shutdown_grace=shutdown_grace,
         )
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)

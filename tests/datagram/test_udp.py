@@ -11,6 +11,8 @@ import trio
 import framekit
 from framekit import MAX_UDP_PAYLOAD, DatagramTimeout, UdpEchoStats, send_datagram, serve_udp_echo
 
+from ..conftest import HAS_IPV6
+
 
 async def start_echo(nursery: trio.Nursery) -> tuple[tuple[str, int], UdpEchoStats]:
     stats = UdpEchoStats()
@@ -93,3 +95,35 @@ async def test_too_big_for_a_datagram() -> None:
 def test_timeout_error_is_both() -> None:
     assert issubclass(DatagramTimeout, TimeoutError)
     assert issubclass(DatagramTimeout, framekit.FramekitError)
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
+async def test_ipv6_echoes_its_largest_datagram_whole(nursery: trio.Nursery) -> None:
+    # IPv6 does not count its own header: a datagram holds 65,527 bytes, 20 more than
+    # over IPv4. A buffer sized for IPv4 once echoed such a datagram cut to 65,508.
+    stats = UdpEchoStats()
+    [(host, port)] = await nursery.start(partial(serve_udp_echo, 0, host="::1", stats=stats))
+    payload = bytes(range(256)) * 255 + b"z" * (65527 - 256 * 255)
+    assert len(payload) == framekit.MAX_UDP6_PAYLOAD
+    with trio.socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        await sock.connect((host, port))
+        await sock.send(payload)
+        with trio.fail_after(5):
+            assert await sock.recv(65536) == payload
+    assert (await send_datagram(host, port, payload)).data == payload  # the client too
+    assert (stats.datagrams, stats.bytes, stats.dropped) == (2, 2 * 65527, 0)
+    with pytest.raises(ValueError, match="at most 65527 bytes"):
+        await send_datagram(host, port, payload + b"!")
+
+
+async def test_a_datagram_too_long_for_the_buffer_is_dropped_not_echoed_short(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from framekit.datagram import _echo
+
+    monkeypatch.setattr(_echo, "RECEIVE_BUFFER", 1000)  # stands in for a jumbogram
+    (host, port), stats = await start_echo(nursery)
+    with pytest.raises(DatagramTimeout):
+        await send_datagram(host, port, b"j" * 1001, timeout=0.2, retries=0)
+    assert (await send_datagram(host, port, b"j" * 1000)).data == b"j" * 1000
+    assert (stats.datagrams, stats.dropped) == (2, 1)

@@ -316,3 +316,54 @@ async def test_an_upload_is_fsynced_before_it_is_renamed_into_place(
         hashlib.sha256((uploads / "stored.bin").read_bytes()).hexdigest()
         == hashlib.sha256(local.read_bytes()).hexdigest()
     )
+
+
+# -- nothing that can block runs on the event loop's thread ---------------------------
+
+
+async def test_name_lookups_and_file_system_calls_stay_off_the_event_loop(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hung DNS server or NFS mount must stall only the request that touches it.
+    import os
+    import pathlib
+    import socket
+    import tempfile
+    import threading
+
+    on_loop: list[str] = []
+
+    def watch(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            numeric = name == "getaddrinfo" and len(args) > 5 and args[5] & socket.AI_NUMERICHOST
+            if threading.current_thread() is threading.main_thread() and not numeric:
+                on_loop.append(name)  # (a numeric-only lookup cannot block: trio tries it)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    local = tmp_path / "local"
+    local.write_bytes(b"data")
+    for owner, name in [
+        (socket, "getaddrinfo"),
+        (tempfile, "mkstemp"),
+        (pathlib.Path, "resolve"),
+        (pathlib.Path, "is_file"),
+        (pathlib.Path, "is_dir"),
+        (pathlib.Path, "mkdir"),
+        (os, "replace"),
+        (os, "unlink"),
+    ]:
+        watch(owner, name)
+    addrs = await start_server(nursery, host="localhost", udp_port=None, upload_dir=uploads)
+    async with await connect(addrs) as client:
+        await client.put(local, "dir/stored")
+        await client.get("dir/stored", tmp_path / "back")
+        with pytest.raises(framekit.RemoteError):
+            await client.get("missing", tmp_path / "nothing")
+    assert (tmp_path / "back").read_bytes() == b"data"
+    assert on_loop == []
