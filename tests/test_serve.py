@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,28 @@ def test_each_stop_signal_stops_gracefully_and_kills_running_commands(
     log = "".join(server.log)
     assert f"received {signum.name}; shutting down" in log
     assert "stopped: the server is shutting down" in log
+
+
+def _peak_rss_mib(argv: list[str]) -> tuple[int, float]:
+    """Run ``argv`` (stdout to /dev/null) in a fresh parent; its exit code, peak RSS."""
+    probe = (
+        "import resource, subprocess, sys;"
+        "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode;"
+        "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120
+    )
+    code, rss = out.stdout.split()
+    return int(code), float(rss)
+
+
+def test_send_streams_big_output_in_bounded_memory(tmp_path: Path) -> None:
+    # `framekit send` once kept all the output it streamed: 2 GiB took it past 1.5 GiB.
+    size = 256 * 1024 * 1024
+    with ServerProcess(tmp_path, "--max-output", str(2 * size)) as server:
+        code, rss = _peak_rss_mib(
+            [str(server.exe), "send", server.tcp, "--", "head", "-c", str(size), "/dev/zero"]
+        )
+    assert code == 0
+    assert rss < 100, f"the client peaked at {rss:.0f} MiB streaming {size >> 20} MiB"

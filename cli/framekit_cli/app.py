@@ -584,6 +584,7 @@ def _run_one(
             retry=retry,
             timeout=timeout,
             on_output=None if json_out else stream,
+            collect=json_out,  # streamed output is written as it comes, never kept
         )
 
     result = run_trio(lambda: trio.run(main))
@@ -619,6 +620,7 @@ def _run_many(
             retry=retry,
             timeout=timeout,
             on_output=None if json_out else prefixer.feed,
+            collect=json_out,
         )
 
     results = run_trio(lambda: trio.run(main))

@@ -518,11 +518,16 @@ async def run_command(
     timeout: float | None = None,
     stdin: bytes = b"",
     on_output: OutputCallback | None = None,
+    collect: bool = True,
 ) -> CommandResult:
-    """Connect, run one command, disconnect: the one-call form of :meth:`Client.run`."""
+    """Connect, run one command, disconnect: the one-call form of :meth:`Client.run`.
+
+    With ``collect=False`` the output only goes to ``on_output``, so memory stays flat
+    however much the command prints.
+    """
     async with await Client.connect(
         host, port, token=token, ssl_context=ssl_context, retry=retry
     ) as client:
         return await client.run(
-            argv, shell=shell, stdin=stdin, timeout=timeout, on_output=on_output
+            argv, shell=shell, stdin=stdin, timeout=timeout, on_output=on_output, collect=collect
         )

@@ -40,6 +40,7 @@ async def fan_out(
     retry: Retry | None = None,
     timeout: float | None = None,
     on_output: Callable[[str, OutputChunk], object] | None = None,
+    collect: bool = True,
 ) -> list[HostResult]:
     """Run the same command on many servers at once, in one nursery.
 
@@ -50,6 +51,8 @@ async def fan_out(
 
     Args:
         on_output: called with (``"host:port"``, chunk) as output arrives from any host.
+        collect: keep each host's output in its result (turn off when ``on_output``
+            streams it, so memory does not grow with the output).
     """
     results: list[HostResult | None] = [None] * len(targets)
 
@@ -71,6 +74,7 @@ async def fan_out(
                 retry=retry,
                 timeout=timeout,
                 on_output=forward,
+                collect=collect,
             )
         except Exception as exc:  # whatever one host does is that host's result alone
             results[index] = HostResult(host, port, None, exc)
