@@ -354,6 +354,27 @@ class Client:
                 stderr_bytes=int(fields.get("stderr_bytes", 0)),
             )
 
+    async def ping(self) -> float:
+        """One round trip through the server (``ping`` / ``pong``); its time in seconds.
+
+        Raises:
+            RemoteError: the server does not know ``ping`` (``bad_request``).
+        """
+        async with self._lock:
+            await self._resynchronise()
+            rid = self._new_id()
+            start = trio.current_time()
+            await self.stream.send_message({"type": "ping", "id": rid})
+            try:
+                reply = await self._receive_reply(rid)
+            except BaseException as exc:
+                if not isinstance(exc, RemoteError | RemoteProtocolError):
+                    await self._abandon(rid, cancel=False)
+                raise
+            if reply.header.get("type") != "pong":
+                raise RemoteProtocolError(f"expected 'pong', got {reply.header.get('type')!r}")
+            return trio.current_time() - start
+
     def _check_files(self) -> None:
         if not self.server_info.get("files"):
             raise RemoteError(

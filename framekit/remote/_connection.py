@@ -42,6 +42,7 @@ from ._protocol import (
     BadRequest,
     ErrorCode,
     FileRequest,
+    PingRequest,
     RunRequest,
     check_mac,
     error_header,
@@ -304,7 +305,10 @@ class Connection:
         try:
             try:
                 request = parse_request(fields, max_timeout=self.config.command_timeout)
-                if isinstance(request, RunRequest):
+                if isinstance(request, PingRequest):
+                    await message.discard()  # size 0: only its end is pending
+                    await self.stream.send_message({"type": "pong", "id": request.id})
+                elif isinstance(request, RunRequest):
                     await self._run(request, message)
                 elif request.kind == "put":
                     await self._put(request, message)

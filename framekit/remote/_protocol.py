@@ -28,6 +28,7 @@ __all__ = [
     "AuthenticationError",
     "ErrorCode",
     "FileRequest",
+    "PingRequest",
     "RemoteError",
     "Request",
     "RunRequest",
@@ -56,7 +57,7 @@ _NAME_BYTES_MAX: Final = 4000
 #: Prefix of the server's temporary upload files: reserved, so no client can name one.
 TEMP_PREFIX: Final = ".framekit-upload-"
 #: Reply types that end a request (after ``output`` messages, for ``run``).
-FINAL_REPLIES: Final = frozenset({"exit", "error", "stored", "file"})
+FINAL_REPLIES: Final = frozenset({"exit", "error", "stored", "file", "pong"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -214,7 +215,15 @@ class FileRequest:
     sha256: str | None
 
 
-Request = RunRequest | FileRequest
+@dataclass(frozen=True, slots=True)
+class PingRequest:
+    """``ping``: answered at once with ``pong`` (a keep-alive, and a round trip through
+    the whole connection without starting anything)."""
+
+    id: Any
+
+
+Request = RunRequest | FileRequest | PingRequest
 
 _ID_OK = (int, str)
 _NAME_PART = re.compile(r"[^/\\\x00]+")
@@ -320,11 +329,15 @@ def parse_request(header: Mapping[str, Any], *, max_timeout: float) -> Request:
             timeout=timeout,
             stdin_size=size,
         )
+    if kind == "ping":
+        if size:
+            raise BadRequest("a 'ping' request has no body")
+        return PingRequest(id=rid)
     if kind in ("put", "get"):
         name = validate_name(header.get("name"))
         if kind == "get" and size:
             raise BadRequest("a 'get' request has no body")
         return FileRequest(id=rid, kind=kind, name=name, size=size, sha256=header.get("sha256"))
     raise BadRequest(
-        f"unknown request type {_preview(kind)}; expected 'run', 'put', 'get' or 'cancel'"
+        f"unknown request type {_preview(kind)}; expected 'run', 'put', 'get', 'ping' or 'cancel'"
     )

@@ -189,6 +189,16 @@ async def test_pipelined_request_is_served_after_the_running_one(
         assert replies[1].header["status"] == replies[3].header["status"] == "exited"
 
 
+async def test_ping_is_answered_with_pong(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        assert 0 <= await client.ping() < 5
+        await client.stream.send_message({"type": "ping", "id": "x"})
+        reply = await client.stream.receive_message()
+        assert reply.header.fields == {"type": "pong", "id": "x", "size": 0}
+        assert (await client.run(["true"])).ok
+
+
 async def test_cancel_after_the_command_ended_is_ignored(nursery: trio.Nursery) -> None:
     addrs = await start_server(nursery)
     async with await connect(addrs) as client:
@@ -206,7 +216,8 @@ async def test_unknown_request_type(nursery: trio.Nursery) -> None:
             "type": "error",
             "code": "bad_request",
             "message": (
-                "unknown request type 'format-disk'; expected 'run', 'put', 'get' or 'cancel'"
+                "unknown request type 'format-disk'; expected 'run', 'put', 'get', 'ping' "
+                "or 'cancel'"
             ),
             "id": 9,
             "size": 0,
