@@ -2,7 +2,7 @@
 
 Every byte this connection reads or writes goes through one
 :class:`~framekit.DeadlineStream`. The connection only names its phase and the time the
-phase allows (:meth:`Connection._phase`); the stream enforces it on every wait:
+phase allows (:meth:`DeadlineStream.enter`); the stream enforces it on every wait:
 
 =================================  ====================================================
 phase                              rule
@@ -104,24 +104,6 @@ class Connection:
         #: a request read while a command ran (pipelined): served next
         self.pending: IncomingMessage | None = None
 
-    def _phase(
-        self,
-        phase: str,
-        *,
-        timeout: float,
-        receive_timeout: float | None = None,
-        within: float | None = None,
-    ) -> None:
-        """Enter ``phase``: the one place this connection's deadlines are set."""
-        deadline = self.deadline
-        deadline.phase = phase
-        deadline.send_timeout = timeout
-        deadline.receive_timeout = timeout if receive_timeout is None else receive_timeout
-        if within is None:
-            deadline.deadline = math.inf
-        else:
-            deadline.set_deadline(within, phase=phase)
-
     # -- the whole connection ----------------------------------------------------------
 
     async def serve(self) -> None:
@@ -158,7 +140,7 @@ class Connection:
             await self._close()
 
     async def _close(self) -> None:
-        self._phase("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        self.deadline.enter("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
 
@@ -206,7 +188,7 @@ class Connection:
         """Send one error, if the stream can still carry it, within ``CLOSING_TIME``."""
         if not self.stream._state.can_send:
             return
-        self._phase("sending a last error", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        self.deadline.enter("sending a last error", timeout=CLOSING_TIME, within=CLOSING_TIME)
         try:
             await self.stream.send_message(error_header(code, message))
         except (trio.BrokenResourceError, trio.ClosedResourceError, FramekitError):
@@ -226,7 +208,7 @@ class Connection:
                 await transport.send_eof()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 return
-        self._phase("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
+        self.deadline.enter("closing", timeout=CLOSING_TIME, within=CLOSING_TIME)
         dropped = 0
         try:
             while dropped < _LINGER_BYTES:
@@ -241,7 +223,7 @@ class Connection:
 
     async def _handshake(self) -> bool:
         config = self.config
-        self._phase(
+        self.deadline.enter(
             "the TLS handshake and authentication",
             timeout=math.inf,
             within=config.handshake_timeout,
@@ -285,13 +267,13 @@ class Connection:
         while True:
             message, self.pending = self.pending, None
             if message is None:
-                self._phase("waiting for a request", timeout=idle, within=idle)
+                self.deadline.enter("waiting for a request", timeout=idle, within=idle)
                 try:
                     message = await self.stream.receive_message_stream()
                 except trio.EndOfChannel:
                     log.info("%s closed the connection", self.peer)
                     return
-            self._phase("receiving a request", timeout=idle)
+            self.deadline.enter("receiving a request", timeout=idle)
             await self._request(message)
 
     async def _request(self, message: IncomingMessage) -> None:
@@ -355,7 +337,7 @@ class Connection:
         """Read and drop the rest of a body (bounded: MAX_DISCARD, under the deadline)."""
         if message.size - message.received > MAX_DISCARD:
             raise _CloseAfterReply("body too large to skip")
-        self._phase("skipping a request body", timeout=self.config.idle_timeout)
+        self.deadline.enter("skipping a request body", timeout=self.config.idle_timeout)
         try:
             await message.discard()
         except ChecksumMismatch:
@@ -432,7 +414,7 @@ class Connection:
         )
         # While it runs, the client may stay silent (the command's timeout bounds it);
         # output must still be read within idle_timeout.
-        self._phase(
+        self.deadline.enter(
             "reading the command's output", timeout=config.idle_timeout, receive_timeout=math.inf
         )
         start = trio.current_time()
@@ -510,7 +492,7 @@ class Connection:
             watcher_scope.cancel()
             await watcher_ended.wait()
         elapsed = trio.current_time() - start
-        self._phase("sending a reply", timeout=config.idle_timeout)
+        self.deadline.enter("sending a reply", timeout=config.idle_timeout)
         if start_error is not None:
             raise BadRequest(
                 f"cannot run {request.program!r}: {start_error.strerror or start_error}",
@@ -577,7 +559,7 @@ class Connection:
             )
         await uploads.receive_upload(request.name, message)
         log.info("%s put %s (%d bytes)", self.peer, show(request.name), request.size)
-        self._phase("sending a reply", timeout=self.config.idle_timeout)
+        self.deadline.enter("sending a reply", timeout=self.config.idle_timeout)
         await self.stream.send_message(
             {
                 "type": "stored",
@@ -592,6 +574,6 @@ class Connection:
         uploads = self._uploads_or_refuse()
         await message.discard()
         real = await uploads.resolve_for_get(request.name)
-        self._phase("sending a file", timeout=self.config.idle_timeout)
+        self.deadline.enter("sending a file", timeout=self.config.idle_timeout)
         await self.stream.send_file({"type": "file", "id": request.id, "name": request.name}, real)
         log.info("%s get %s", self.peer, show(request.name))

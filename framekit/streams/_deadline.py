@@ -45,8 +45,8 @@ class DeadlineStream(trio.abc.Stream):
     must hand each :data:`SEND_PIECE` bytes to the transport within ``send_timeout``
     seconds; and no wait of either kind may go past ``deadline``, an absolute
     :func:`trio.current_time` (for "the whole handshake within 10 s"). The owner changes
-    the three attributes as its phase changes, and names the phase in ``phase`` so that
-    the :class:`StreamTimeout` says what was being waited for. ``math.inf`` means no limit.
+    them with :meth:`enter` as its phase changes, naming the phase so that the
+    :class:`StreamTimeout` says what was being waited for. ``math.inf`` means no limit.
 
     Wrapped around a :class:`trio.SSLStream`, the TLS handshake (which runs inside the
     first send or receive) is bounded the same way.
@@ -76,19 +76,34 @@ class DeadlineStream(trio.abc.Stream):
         self.receive_timeout = receive_timeout
         self.deadline = deadline
         self.phase = phase
-        self._deadline_seconds = math.inf  # what set_deadline() allowed, for messages
+        self._deadline_seconds = math.inf  # what enter(within=...) allowed, for messages
 
-    def set_timeouts(self, seconds: float, *, phase: str) -> None:
-        """Both timeouts to ``seconds``, no absolute deadline, and a new phase name."""
-        self.send_timeout = self.receive_timeout = seconds
-        self.deadline = math.inf
-        self.phase = phase
+    def enter(
+        self,
+        phase: str,
+        *,
+        timeout: float,
+        receive_timeout: float | None = None,
+        within: float | None = None,
+    ) -> None:
+        """Start a new phase: its name, and the waits it allows.
 
-    def set_deadline(self, seconds: float, *, phase: str) -> None:
-        """No wait may end later than ``seconds`` from now (the timeouts still apply)."""
-        self.deadline = trio.current_time() + seconds
-        self._deadline_seconds = seconds
+        Args:
+            phase: what the owner is doing now, for the error message.
+            timeout: seconds a send (and, unless ``receive_timeout`` is given, a
+                receive) may go without progress; ``math.inf`` for no limit.
+            receive_timeout: seconds a receive may wait, if not ``timeout``.
+            within: if given, no wait may end later than this many seconds from now,
+                however much progress is made (for "the whole handshake in 10 s").
+        """
         self.phase = phase
+        self.send_timeout = timeout
+        self.receive_timeout = timeout if receive_timeout is None else receive_timeout
+        if within is None:
+            self.deadline = math.inf
+        else:
+            self.deadline = trio.current_time() + within
+            self._deadline_seconds = within
 
     def _limit(self, timeout: float) -> float:
         deadline = self.deadline

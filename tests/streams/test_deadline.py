@@ -77,8 +77,8 @@ async def test_the_absolute_deadline_caps_every_wait(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     a, b = memory_stream_pair()
-    stream = DeadlineStream(a, receive_timeout=100)
-    stream.set_deadline(10, phase="the handshake")
+    stream = DeadlineStream(a)
+    stream.enter("the handshake", timeout=100, within=10)
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
 
