@@ -88,6 +88,8 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .remote import serve_commands as serve_commands
     from .streams import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
     from .streams import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+    from .streams import DEFAULT_MAX_BUFFER_SIZE as DEFAULT_MAX_BUFFER_SIZE
+    from .streams import DEFAULT_RECEIVE_SIZE as DEFAULT_RECEIVE_SIZE
     from .streams import DeadlineStream as DeadlineStream
     from .streams import FramedChannel as FramedChannel
     from .streams import FramedStream as FramedStream
@@ -162,6 +164,8 @@ _LAZY: dict[str, str] = {
         [
             "CANCEL_CHECK_INTERVAL",
             "DEFAULT_IDLE_TIMEOUT",
+            "DEFAULT_MAX_BUFFER_SIZE",
+            "DEFAULT_RECEIVE_SIZE",
             "DeadlineStream",
             "FramedChannel",
             "FramedStream",

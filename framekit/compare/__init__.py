@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ._experiment import DEFAULT_SIZES as DEFAULT_SIZES
 from ._experiment import BurstResult as BurstResult
 from ._experiment import CompareOptions as CompareOptions
 from ._experiment import CompareReport as CompareReport
@@ -12,7 +11,6 @@ from ._experiment import cycle_sizes as cycle_sizes
 from ._experiment import run_compare as run_compare
 
 __all__ = [
-    "DEFAULT_SIZES",
     "BurstResult",
     "CompareOptions",
     "CompareReport",
