@@ -99,6 +99,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import Retry as Retry
     from .streams import StreamTimeout as StreamTimeout
     from .streams import client_ssl_context as client_ssl_context
+    from .streams import format_address as format_address
     from .streams import open_framed_channel as open_framed_channel
     from .streams import open_framed_connection as open_framed_connection
     from .streams import open_framed_stream as open_framed_stream
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import serve_framed as serve_framed
     from .streams import serve_messages as serve_messages
     from .streams import server_ssl_context as server_ssl_context
+    from .streams import speaks_tls as speaks_tls
 
 #: Where each lazily loaded public name lives.
 _LAZY: dict[str, str] = {
@@ -175,6 +177,7 @@ _LAZY: dict[str, str] = {
             "Retry",
             "StreamTimeout",
             "client_ssl_context",
+            "format_address",
             "open_framed_channel",
             "open_framed_connection",
             "open_framed_stream",
@@ -185,6 +188,7 @@ _LAZY: dict[str, str] = {
             "serve_framed",
             "serve_messages",
             "server_ssl_context",
+            "speaks_tls",
         ],
         ".streams",
     ),

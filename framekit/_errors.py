@@ -86,7 +86,15 @@ class IncompleteFrame(ProtocolError):
 
 
 class HeaderTooLarge(ProtocolError):
-    """A message header frame is larger than ``max_header_size``."""
+    """A message header frame is larger than ``max_header_size``.
+
+    Attributes:
+        length: the length that was declared (``None`` if it was a header to send).
+    """
+
+    def __init__(self, message: str, *, length: int | None = None) -> None:
+        super().__init__(message)
+        self.length = length
 
 
 class BadHeader(ProtocolError):
@@ -109,4 +117,18 @@ class ChecksumMismatch(ProtocolError):
 
 
 class ConnectError(FramekitError, OSError):
-    """Could not open a connection, even after the allowed retries."""
+    """Could not open a connection, even after the allowed retries.
+
+    Attributes:
+        reason: what went wrong, a stable word for programs: ``name_resolution`` (the
+            host name does not resolve), ``refused`` (nothing listens there),
+            ``unreachable``, ``timeout`` (no answer), ``tls`` (the TLS handshake failed:
+            a certificate, a host name, a protocol version), ``not_tls`` (TLS was asked
+            for, but the server answers in plain text), ``tls_required`` (the server
+            speaks TLS, and TLS was not asked for), ``no_greeting`` (connected, but no
+            framekit greeting came), or ``other``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason

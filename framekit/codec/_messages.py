@@ -306,7 +306,8 @@ class MessageDecoder:
             raise self._frames.fail(
                 HeaderTooLarge(
                     f"peer sent a {exc.length}-byte message header, over max_header_size "
-                    f"({self.max_header_size} bytes)"
+                    f"({self.max_header_size} bytes)",
+                    length=exc.length,
                 )
             ) from None
         if raw is NEED_DATA or raw is END_OF_STREAM:

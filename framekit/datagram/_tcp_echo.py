@@ -13,7 +13,8 @@ from typing import NoReturn
 import trio
 
 from ..streams import DeadlineStream
-from ..streams._serve import ReportValue, bound_addresses, format_address
+from ..streams._address import format_address
+from ..streams._serve import ReportValue, bound_addresses
 
 __all__ = ["serve_tcp_echo"]
 

@@ -16,7 +16,15 @@ from typing import Any, Final, Literal, final
 import trio
 
 from .._errors import ConnectError, FramekitError, RemoteProtocolError
-from ..streams import IncomingMessage, Message, MessageStream, Retry, open_stream
+from ..streams import (
+    IncomingMessage,
+    Message,
+    MessageStream,
+    Retry,
+    format_address,
+    open_stream,
+    speaks_tls,
+)
 from ..streams._groups import raise_single
 from ..streams._message_stream import ProgressCallback
 from ._protocol import (
@@ -42,6 +50,28 @@ __all__ = [
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 #: Seconds a cancelled request may spend telling the server to stop its command.
 _CANCEL_SEND_TIMEOUT: Final = 1.0
+#: A framekit server greets within milliseconds; a plain-text client still waiting after
+#: this long checks whether the server is waiting for a TLS handshake instead.
+_TLS_PROBE_AFTER: Final = 1.0
+
+
+async def _greeting(stream: MessageStream, host: str, port: int, *, tls: bool) -> Message:
+    """The server's first message. A plain-text client that gets none within
+    ``_TLS_PROBE_AFTER`` asks whether the server speaks TLS, to say so at once instead
+    of waiting for the whole handshake timeout.
+
+    Raises:
+        ConnectError: ``tls_required``: the server speaks TLS.
+    """
+    if not tls:
+        with trio.move_on_after(_TLS_PROBE_AFTER):
+            return await stream.receive_message(max_body_size=0)  # cancel-safe: nothing lost
+        if await speaks_tls(host, port):
+            raise ConnectError(
+                f"{format_address(host, port)} speaks TLS; connect with TLS",
+                reason="tls_required",
+            )
+    return await stream.receive_message(max_body_size=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +202,17 @@ class Client:
         transport = await open_stream(
             host, port, ssl_context=ssl_context, server_hostname=server_hostname, retry=retry
         )
+        where = format_address(host, port)
         stream = MessageStream(transport)
         try:
             with trio.fail_after(handshake_timeout):
-                hello = parse_hello((await stream.receive_message(max_body_size=0)).header.fields)
+                greeting = await _greeting(stream, host, port, tls=ssl_context is not None)
+                hello = parse_hello(greeting.header.fields)
                 if hello.get("auth") == "hmac-sha256":
                     if token is None:
                         raise AuthenticationError(
                             ErrorCode.AUTH_FAILED,
-                            "the server requires a token: pass token= (FRAMEKIT_TOKEN / --token)",
+                            "the server requires a token, and none was given",
                         )
                     mac = compute_mac(token, str(hello.get("nonce", "")))
                     await stream.send_message({"type": "auth", "mac": mac})
@@ -193,8 +225,15 @@ class Client:
         except trio.TooSlowError:
             await trio.aclose_forcefully(stream)
             raise ConnectError(
-                f"{host}:{port} did not complete the framekit handshake within "
-                f"{handshake_timeout:g} s; is it a framekit server?"
+                f"{where} did not complete the framekit handshake within "
+                f"{handshake_timeout:g} s; is it a framekit server?",
+                reason="no_greeting",
+            ) from None
+        except trio.EndOfChannel:
+            await trio.aclose_forcefully(stream)
+            raise ConnectError(
+                f"{where} closed the connection before its greeting; is it a framekit server?",
+                reason="no_greeting",
             ) from None
         except BaseException:
             await trio.aclose_forcefully(stream)

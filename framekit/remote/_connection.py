@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -69,6 +70,22 @@ MAX_DISCARD: Final = 2 * 1024 * 1024
 CLOSING_TIME: Final = 2.0
 #: Bytes read and dropped while lingering.
 _LINGER_BYTES: Final = 4 * 1024 * 1024
+
+
+def _looks_like_tls(length: int | None) -> bool:
+    """Whether a declared header length is really the start of a TLS record (handshake
+    record type 0x16, protocol major version 3)."""
+    return length is not None and length >> 24 == 0x16 and (length >> 16) & 0xFF == 0x03
+
+
+def _tls_reason(error: ssl.SSLError) -> str:
+    if error.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
+        return "the client does not speak TLS (it sent plain text)"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate not accepted ({error.verify_message})"
+    if error.reason == "UNEXPECTED_EOF_WHILE_READING":
+        return "the client closed the connection during the handshake"
+    return error.reason or str(error)
 
 
 class _CloseAfterReply(FramekitError):
@@ -170,6 +187,13 @@ class Connection:
             log.log(level, "%s timed out: %s", peer, escape(str(exc)))
             if exc.direction == "receive":
                 await self._last_words(ErrorCode.TIMEOUT, f"{exc}; closing")
+        elif isinstance(exc, HeaderTooLarge) and _looks_like_tls(exc.length):
+            # 0x16 0x03 0x0N: a TLS ClientHello read as a length prefix.
+            log.warning(
+                "%s started a TLS handshake, but this server does not speak TLS "
+                "(serve with a certificate, or connect without TLS)",
+                peer,
+            )
         elif isinstance(exc, HeaderTooLarge | FrameTooLarge):
             log.warning("%s sent an oversized message: %s", peer, escape(str(exc)))
             await self._last_words(ErrorCode.TOO_LARGE, str(exc))
@@ -178,6 +202,8 @@ class Connection:
             await self._last_words(ErrorCode.BAD_REQUEST, str(exc))
         elif isinstance(exc, _CloseAfterReply):
             await self._linger()
+        elif isinstance(exc.__cause__, ssl.SSLError) and not self.authenticated:
+            log.warning("%s: TLS handshake failed: %s", peer, _tls_reason(exc.__cause__))
         elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
             log.info("%s connection lost: %s", peer, escape(str(exc)) or type(exc).__name__)
         else:

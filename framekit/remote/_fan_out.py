@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..streams import Retry
-from ..streams._serve import format_address
+from ..streams import Retry, format_address
 from ._client import CommandResult, OutputChunk, run_command
 
 __all__ = ["HostResult", "fan_out"]

@@ -8,7 +8,8 @@ from typing import NoReturn
 
 import trio
 
-from ..streams._serve import ReportValue, bound_addresses, format_address, peer_address
+from ..streams._address import format_address
+from ..streams._serve import ReportValue, bound_addresses, peer_address
 from ._config import ServerConfig, check_bind_safety
 from ._connection import Connection
 from ._log_text import escape

@@ -8,6 +8,7 @@ bounds every wait; the connect and serve helpers open and accept TCP or TLS conn
 
 from __future__ import annotations
 
+from ._address import format_address as format_address
 from ._address import parse_address as parse_address
 from ._channel import DEFAULT_MAX_BUFFER_SIZE as DEFAULT_MAX_BUFFER_SIZE
 from ._channel import FramedChannel as FramedChannel
@@ -18,6 +19,7 @@ from ._connect import open_framed_stream as open_framed_stream
 from ._connect import open_message_connection as open_message_connection
 from ._connect import open_message_stream as open_message_stream
 from ._connect import open_stream as open_stream
+from ._connect import speaks_tls as speaks_tls
 from ._deadline import DeadlineStream as DeadlineStream
 from ._deadline import StreamTimeout as StreamTimeout
 from ._framed import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
@@ -46,6 +48,7 @@ __all__ = [
     "Retry",
     "StreamTimeout",
     "client_ssl_context",
+    "format_address",
     "open_framed_channel",
     "open_framed_connection",
     "open_framed_stream",
@@ -56,4 +59,5 @@ __all__ = [
     "serve_framed",
     "serve_messages",
     "server_ssl_context",
+    "speaks_tls",
 ]

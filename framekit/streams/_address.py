@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["parse_address"]
+__all__ = ["format_address", "parse_address"]
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets (``[::1]:9999``): what
+    :func:`parse_address` reads back."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import random
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ import trio
 
 from .._errors import ConnectError
 from ..codec import DEFAULT_FORMAT, FrameFormat
+from ._address import format_address
 from ._framed import FramedStream
 from ._message_stream import MessageStream
 
@@ -23,6 +26,7 @@ __all__ = [
     "open_message_connection",
     "open_message_stream",
     "open_stream",
+    "speaks_tls",
 ]
 
 log = logging.getLogger("framekit")
@@ -93,14 +97,60 @@ class Retry:
             i += 1
 
 
-def _reason(error: OSError) -> str:
-    """The most useful words for a connection failure (trio wraps per-address errors)."""
-    cause = error.__cause__
+def _innermost(error: OSError) -> BaseException:
+    """The per-address error inside trio's "all attempts to connect failed"."""
+    cause: BaseException | None = error.__cause__
     while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
         cause = cause.exceptions[0]
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    return error.strerror or str(error)
+    return cause if isinstance(cause, OSError) else error
+
+
+_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
+
+
+def _connect_failure(error: OSError, where: str, attempts: int, elapsed: float) -> ConnectError:
+    inner = _innermost(error)
+    tried = f" after {attempts} attempts in {elapsed:.1f} s" if attempts > 1 else ""
+    if isinstance(inner, socket.gaierror):
+        return ConnectError(
+            f"cannot resolve the host name of {where} ({inner.strerror}){tried}",
+            reason="name_resolution",
+        )
+    words = getattr(inner, "strerror", None) or str(inner)
+    if isinstance(inner, TimeoutError):
+        reason, hint = "timeout", "is the host up, and the port open in its firewall?"
+    elif getattr(inner, "errno", None) == errno.ECONNREFUSED:
+        reason, hint = "refused", "is the server running there?"
+    elif getattr(inner, "errno", None) in _UNREACHABLE:
+        reason, hint = "unreachable", "check the address and the network"
+    else:
+        reason, hint = "other", "is the server running there?"
+    return ConnectError(
+        f"could not connect to {where}{tried}: {words}; {hint}",
+        reason=reason,
+    )
+
+
+def _tls_failure(exc: BaseException, where: str) -> ConnectError:
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError) and cause.reason in _PLAINTEXT_PEER:
+        return ConnectError(
+            f"{where} does not speak TLS (it answered in plain text); connect without TLS",
+            reason="not_tls",
+        )
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        detail = cause.verify_message or cause.reason or str(cause)
+        return ConnectError(
+            f"the TLS certificate of {where} was not accepted: {detail}", reason="tls"
+        )
+    detail = (cause.reason if isinstance(cause, ssl.SSLError) else None) or str(cause or exc)
+    return ConnectError(f"TLS handshake with {where} failed: {detail}", reason="tls")
+
+
+#: OpenSSL's words for a peer whose first bytes are not a TLS record (plain text).
+_PLAINTEXT_PEER = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG"}
+)
 
 
 async def open_stream(
@@ -118,9 +168,11 @@ async def open_stream(
 
     Raises:
         ConnectError: no connection within the retry bounds, or the TLS handshake failed.
-            Its message says what was tried and the last error.
+            Its message says what was tried and the last error, and its ``reason`` the
+            kind of failure (``name_resolution``, ``refused``, ``tls``, ``not_tls``...).
     """
     retry = retry or Retry.once()
+    where = format_address(host, port)
     start = trio.current_time()
     deadline = start + retry.timeout if retry.timeout is not None else math.inf
     delays = retry.delays()
@@ -144,10 +196,7 @@ async def open_stream(
         if delay is not None and trio.current_time() + delay > deadline:
             delay = None
         if delay is None:
-            raise ConnectError(
-                f"could not connect to {host}:{port} after {attempt} attempt(s) in "
-                f"{elapsed:.1f} s: {_reason(error)}; is the server running there?"
-            ) from error
+            raise _connect_failure(error, where, attempt, elapsed) from error
         log.debug("connect to %s:%s failed (%s); retrying in %.2f s", host, port, error, delay)
         await trio.sleep(delay)
     if ssl_context is None:
@@ -160,13 +209,12 @@ async def open_stream(
         # Cancelled or failed, the socket is ours to close: nothing else holds it yet.
         await trio.aclose_forcefully(stream)
         if isinstance(exc, trio.BrokenResourceError):
-            raise ConnectError(
-                f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}"
-            ) from exc
+            raise _tls_failure(exc, where) from exc
         if isinstance(exc, trio.TooSlowError):
             raise ConnectError(
-                f"TLS handshake with {host}:{port} got no answer within "
-                f"{retry.attempt_timeout:g} s; is it a TLS server?"
+                f"TLS handshake with {where} got no answer within "
+                f"{retry.attempt_timeout:g} s; does it speak TLS?",
+                reason="timeout",
             ) from None
         raise
     return tls
@@ -218,3 +266,29 @@ async def open_message_stream(
 open_framed_connection = open_framed_stream
 #: The earlier name of :func:`open_message_stream`, kept as an alias.
 open_message_connection = open_message_stream
+
+
+async def speaks_tls(host: str, port: int, *, timeout: float = 2.0) -> bool:
+    """Whether the server at ``host:port`` answers a TLS handshake (certificate unchecked).
+
+    For diagnosing a plain-text client that gets no answer: a TLS server waits for the
+    client to speak first. Never raises; ``False`` when unsure.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_tcp_stream(host, port)
+            tls = trio.SSLStream(stream, context, server_hostname=host)
+            try:
+                await tls.do_handshake()
+            except trio.BrokenResourceError as exc:
+                # An alert or a ServerHello came back: TLS. Plain text did not.
+                cause = exc.__cause__
+                return isinstance(cause, ssl.SSLError) and cause.reason not in _PLAINTEXT_PEER
+            finally:
+                await trio.aclose_forcefully(tls)
+    except (OSError, trio.TooSlowError, trio.BrokenResourceError):
+        return False
+    return True

@@ -12,6 +12,7 @@ import trio
 
 from .._errors import FramekitError
 from ..codec import DEFAULT_FORMAT, DEFAULT_MAX_HEADER_SIZE, FrameFormat
+from ._address import format_address
 from ._deadline import DeadlineStream, StreamTimeout
 from ._framed import FramedStream
 from ._message_stream import MessageStream
@@ -20,7 +21,6 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "ReportValue",
     "bound_addresses",
-    "format_address",
     "peer_address",
     "peer_name",
     "serve_framed",
@@ -34,11 +34,6 @@ log = logging.getLogger("framekit")
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 T = TypeVar("T", FramedStream, MessageStream)
-
-
-def format_address(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 host in brackets (``[::1]:9999``)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:

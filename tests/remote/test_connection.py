@@ -367,3 +367,39 @@ async def test_name_lookups_and_file_system_calls_stay_off_the_event_loop(
             await client.get("missing", tmp_path / "nothing")
     assert (tmp_path / "back").read_bytes() == b"data"
     assert on_loop == []
+
+
+# -- TLS on one side only: said at once, on both sides --------------------------------
+
+
+async def test_a_tls_client_at_a_plain_server_is_told_so(
+    nursery: trio.Nursery,
+    client_ssl_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    addrs = await start_server(nursery, udp_port=None)
+    with trio.fail_after(5), pytest.raises(framekit.ConnectError) as info:
+        await connect(addrs, ssl_context=client_ssl_context)
+    assert info.value.reason == "not_tls" and "does not speak TLS" in str(info.value)
+    with trio.fail_after(5):
+        while not any("does not speak TLS" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
+    no_internal_errors(caplog)
+
+
+async def test_a_plain_client_at_a_tls_server_is_told_so(
+    nursery: trio.Nursery,
+    server_ssl_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="framekit")
+    addrs = await start_server(nursery, udp_port=None, ssl_context=server_ssl_context)
+    start = trio.current_time()
+    with trio.fail_after(5), pytest.raises(framekit.ConnectError) as info:
+        await connect(addrs)  # the handshake timeout is 10 s: this must not wait for it
+    assert info.value.reason == "tls_required" and "speaks TLS" in str(info.value)
+    assert trio.current_time() - start < 3
+    with trio.fail_after(5):
+        while not any("TLS handshake failed" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
+    no_internal_errors(caplog)

@@ -4,6 +4,7 @@ import logging
 import random
 import ssl
 from functools import partial
+from typing import Any
 
 import pytest
 import trio
@@ -75,15 +76,19 @@ async def test_tls_untrusted_server_is_a_connect_error_not_retried(
         )
     )
     untrusting = ssl.create_default_context()  # does not know the test CA
-    with pytest.raises(ConnectError, match=r"TLS handshake with 127\.0\.0\.1:\d+ failed"):
+    with pytest.raises(
+        ConnectError, match=r"TLS certificate of 127\.0\.0\.1:\d+ was not accepted"
+    ) as info:
         await open_framed_stream("127.0.0.1", port, ssl_context=untrusting, retry=Retry(attempts=5))
+    assert info.value.reason == "tls"
 
 
 async def test_refused_after_bounded_attempts(closed_port: int) -> None:
-    with pytest.raises(ConnectError, match=r"after 3 attempt\(s\).*is the server running") as info:
+    with pytest.raises(ConnectError, match=r"after 3 attempts .*is the server running") as info:
         await open_framed_stream(
             "127.0.0.1", closed_port, retry=Retry(attempts=3, initial_delay=0.001)
         )
+    assert info.value.reason == "refused"
     assert isinstance(info.value.__cause__, OSError)
     assert isinstance(info.value, OSError)  # callers catching OSError still work
 
@@ -189,7 +194,7 @@ async def test_each_attempt_is_bounded(
     # Such a host would hold one connect for minutes.
     monkeypatch.setattr(trio, "open_tcp_stream", black_hole)
     start = trio.current_time()
-    with pytest.raises(ConnectError, match=r"after 2 attempt\(s\).*no answer within 3 s"):
+    with pytest.raises(ConnectError, match=r"after 2 attempts .*no answer within 3 s"):
         await open_framed_stream(
             "192.0.2.1", 9, retry=Retry(attempts=2, initial_delay=1, jitter=0, attempt_timeout=3)
         )
@@ -277,3 +282,30 @@ async def test_cancelled_tls_handshake_closes_the_socket(
     with trio.fail_after(5):  # the client's socket was closed, not left to the GC
         while await server_side.receive_some():
             pass
+
+
+async def test_a_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    class NoDNS(trio.abc.HostnameResolver):
+        async def getaddrinfo(self, *args: object, **kwargs: object) -> Any:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        async def getnameinfo(self, *args: object) -> Any:
+            raise NotImplementedError
+
+    trio.socket.set_custom_hostname_resolver(NoDNS())
+    try:
+        with pytest.raises(ConnectError, match="cannot resolve the host name of") as info:
+            await framekit.open_stream("no-such-host.invalid", 9999)
+    finally:
+        trio.socket.set_custom_hostname_resolver(None)
+    assert info.value.reason == "name_resolution"
+    assert "no-such-host.invalid:9999" in str(info.value)
+
+
+async def test_ipv6_addresses_are_written_in_brackets(closed_port: int) -> None:
+    if not HAS_IPV6:
+        pytest.skip("no IPv6 loopback here")
+    with pytest.raises(ConnectError, match=rf"could not connect to \[::1\]:{closed_port}"):
+        await framekit.open_stream("::1", closed_port)
