@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .datagram import send_datagram as send_datagram
     from .datagram import serve_tcp_echo as serve_tcp_echo
     from .datagram import serve_udp_echo as serve_udp_echo
+    from .remote import DEFAULT_PARALLEL as DEFAULT_PARALLEL
     from .remote import DEFAULT_PORT as DEFAULT_PORT
     from .remote import PROTOCOL_VERSION as PROTOCOL_VERSION
     from .remote import AuthenticationError as AuthenticationError
@@ -79,11 +80,13 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .remote import ErrorCode as ErrorCode
     from .remote import FileInfo as FileInfo
     from .remote import HostResult as HostResult
+    from .remote import HostTimeout as HostTimeout
     from .remote import InsecureBindError as InsecureBindError
     from .remote import OutputChunk as OutputChunk
     from .remote import RemoteError as RemoteError
     from .remote import ServerConfig as ServerConfig
     from .remote import fan_out as fan_out
+    from .remote import for_each_host as for_each_host
     from .remote import run_command as run_command
     from .remote import serve_commands as serve_commands
     from .streams import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
@@ -144,6 +147,7 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(
         [
+            "DEFAULT_PARALLEL",
             "DEFAULT_PORT",
             "PROTOCOL_VERSION",
             "AuthenticationError",
@@ -152,11 +156,13 @@ _LAZY: dict[str, str] = {
             "ErrorCode",
             "FileInfo",
             "HostResult",
+            "HostTimeout",
             "InsecureBindError",
             "OutputChunk",
             "RemoteError",
             "ServerConfig",
             "fan_out",
+            "for_each_host",
             "run_command",
             "serve_commands",
         ],

@@ -127,8 +127,10 @@ class ConnectError(FramekitError, OSError):
             for, but the server answers in plain text), ``tls_required`` (the server
             speaks TLS, and TLS was not asked for), ``no_greeting`` (connected, but no
             framekit greeting came), or ``other``.
+        where: the ``host:port`` it was about (``""`` if unknown).
     """
 
-    def __init__(self, message: str, *, reason: str = "other") -> None:
+    def __init__(self, message: str, *, reason: str = "other", where: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.where = where

@@ -16,8 +16,11 @@ from ._client import OutputChunk as OutputChunk
 from ._client import run_command as run_command
 from ._config import InsecureBindError as InsecureBindError
 from ._config import ServerConfig as ServerConfig
+from ._fan_out import DEFAULT_PARALLEL as DEFAULT_PARALLEL
 from ._fan_out import HostResult as HostResult
+from ._fan_out import HostTimeout as HostTimeout
 from ._fan_out import fan_out as fan_out
+from ._fan_out import for_each_host as for_each_host
 from ._protocol import DEFAULT_PORT as DEFAULT_PORT
 from ._protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._protocol import AuthenticationError as AuthenticationError
@@ -26,6 +29,7 @@ from ._protocol import RemoteError as RemoteError
 from ._server import serve_commands as serve_commands
 
 __all__ = [
+    "DEFAULT_PARALLEL",
     "DEFAULT_PORT",
     "PROTOCOL_VERSION",
     "AuthenticationError",
@@ -34,11 +38,13 @@ __all__ = [
     "ErrorCode",
     "FileInfo",
     "HostResult",
+    "HostTimeout",
     "InsecureBindError",
     "OutputChunk",
     "RemoteError",
     "ServerConfig",
     "fan_out",
+    "for_each_host",
     "run_command",
     "serve_commands",
 ]

@@ -67,9 +67,11 @@ async def _greeting(stream: MessageStream, host: str, port: int, *, tls: bool) -
         with trio.move_on_after(_TLS_PROBE_AFTER):
             return await stream.receive_message(max_body_size=0)  # cancel-safe: nothing lost
         if await speaks_tls(host, port):
+            where = format_address(host, port)
             raise ConnectError(
-                f"{format_address(host, port)} speaks TLS; connect with TLS",
+                f"{where} speaks TLS; connect with TLS",
                 reason="tls_required",
+                where=where,
             )
     return await stream.receive_message(max_body_size=0)
 
@@ -228,12 +230,14 @@ class Client:
                 f"{where} did not complete the framekit handshake within "
                 f"{handshake_timeout:g} s; is it a framekit server?",
                 reason="no_greeting",
+                where=where,
             ) from None
         except trio.EndOfChannel:
             await trio.aclose_forcefully(stream)
             raise ConnectError(
                 f"{where} closed the connection before its greeting; is it a framekit server?",
                 reason="no_greeting",
+                where=where,
             ) from None
         except BaseException:
             await trio.aclose_forcefully(stream)

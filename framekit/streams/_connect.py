@@ -115,6 +115,7 @@ def _connect_failure(error: OSError, where: str, attempts: int, elapsed: float) 
         return ConnectError(
             f"cannot resolve the host name of {where} ({inner.strerror}){tried}",
             reason="name_resolution",
+            where=where,
         )
     words = getattr(inner, "strerror", None) or str(inner)
     if isinstance(inner, TimeoutError):
@@ -126,8 +127,7 @@ def _connect_failure(error: OSError, where: str, attempts: int, elapsed: float) 
     else:
         reason, hint = "other", "is the server running there?"
     return ConnectError(
-        f"could not connect to {where}{tried}: {words}; {hint}",
-        reason=reason,
+        f"could not connect to {where}{tried}: {words}; {hint}", reason=reason, where=where
     )
 
 
@@ -137,14 +137,17 @@ def _tls_failure(exc: BaseException, where: str) -> ConnectError:
         return ConnectError(
             f"{where} does not speak TLS (it answered in plain text); connect without TLS",
             reason="not_tls",
+            where=where,
         )
     if isinstance(cause, ssl.SSLCertVerificationError):
         detail = cause.verify_message or cause.reason or str(cause)
         return ConnectError(
-            f"the TLS certificate of {where} was not accepted: {detail}", reason="tls"
+            f"the TLS certificate of {where} was not accepted: {detail}",
+            reason="tls",
+            where=where,
         )
     detail = (cause.reason if isinstance(cause, ssl.SSLError) else None) or str(cause or exc)
-    return ConnectError(f"TLS handshake with {where} failed: {detail}", reason="tls")
+    return ConnectError(f"TLS handshake with {where} failed: {detail}", reason="tls", where=where)
 
 
 #: OpenSSL's words for a peer whose first bytes are not a TLS record (plain text).
@@ -215,6 +218,7 @@ async def open_stream(
                 f"TLS handshake with {where} got no answer within "
                 f"{retry.attempt_timeout:g} s; does it speak TLS?",
                 reason="timeout",
+                where=where,
             ) from None
         raise
     return tls
