@@ -30,6 +30,7 @@ from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HeaderTooLarge as HeaderTooLarge
 from ._errors import IncompleteFrame as IncompleteFrame
 from ._errors import InvalidFormat as InvalidFormat
+from ._errors import ListenError as ListenError
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteProtocolError as RemoteProtocolError
@@ -234,6 +235,7 @@ __all__ = sorted(
         "HeaderTooLarge",
         "IncompleteFrame",
         "InvalidFormat",
+        "ListenError",
         "LocalProtocolError",
         "MessageDecoder",
         "MessageEncoder",

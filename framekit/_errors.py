@@ -13,6 +13,7 @@ __all__ = [
     "HeaderTooLarge",
     "IncompleteFrame",
     "InvalidFormat",
+    "ListenError",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -134,3 +135,11 @@ class ConnectError(FramekitError, OSError):
         super().__init__(message)
         self.reason = reason
         self.where = where
+
+
+class ListenError(FramekitError, OSError):
+    """A server could not listen on its address (in use, not permitted, not local).
+
+    Its message names the address (``tcp://127.0.0.1:9999``); ``errno`` is the
+    system's.
+    """

@@ -238,7 +238,8 @@ def test_cli_reference_renders_help_details() -> None:
     assert "`env var: FRAMEKIT_TOKEN`" in rendered
     # Examples from the docstrings become shell blocks; exit codes a table.
     assert "```sh\nframekit compare\n" in rendered
-    assert "| 77 |" in rendered
+    assert "| 255 | send: framekit failed" in rendered and "| 141 |" in rendered
+    assert "\b" not in rendered
 
 
 def test_home_states_the_same_setup_commands_as_the_readme() -> None:

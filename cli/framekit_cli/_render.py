@@ -9,6 +9,8 @@ from rich.text import Text
 
 import framekit
 
+from ._exit import describe, error_code
+
 #: Colours cycle per message, so a merged or split message shows at a glance.
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_white", "bright_cyan")
 #: Width, in cells, of the sent-message strip; every strip uses the same scale.
@@ -115,8 +117,8 @@ def compare_report(report: framekit.CompareReport) -> RenderableType:
     return Panel(Group(*parts), title="framekit compare: what the receiver got", expand=False)
 
 
-def fan_out_summary(results: list[framekit.HostResult]) -> Table:
-    """A table of each host's outcome after a multi-host ``send``."""
+def fan_out_summary(results: list[framekit.HostResult[framekit.CommandResult]]) -> Table:
+    """A table of each host's outcome after a multi-host ``send`` (printed on stderr)."""
     table = Table(title="summary", header_style="bold")
     table.add_column("host")
     table.add_column("status")
@@ -134,5 +136,30 @@ def fan_out_summary(results: list[framekit.HostResult]) -> Table:
                 "",
             )
         else:
-            table.add_row(r.label, Text("error", style="red"), "-", "-", str(r.error))
+            assert r.error is not None
+            table.add_row(
+                r.label,
+                Text(error_code(r.error), style="red"),
+                "-",
+                f"{r.duration * 1000:.1f} ms",
+                describe(r.error),
+            )
+    return table
+
+
+def transfer_summary(
+    results: list[framekit.HostResult[tuple[framekit.FileInfo, str | None]]],
+) -> Table:
+    """A table of each host's transfer after a multi-host ``--put`` / ``--get``."""
+    table = Table(title="summary", header_style="bold")
+    table.add_column("host")
+    table.add_column("status")
+    table.add_column("bytes", justify="right")
+    table.add_column("error")
+    for r in results:
+        if r.result is not None:
+            table.add_row(r.label, Text("ok", style="green"), f"{r.result[0].size:,}", "")
+        else:
+            assert r.error is not None
+            table.add_row(r.label, Text(error_code(r.error), style="red"), "-", describe(r.error))
     return table

@@ -77,7 +77,9 @@ def _split_examples(help_text: str) -> tuple[str, list[str]]:
     description, found, examples = help_text.partition("\nExamples:")
     if not found:
         return help_text.strip(), []
-    return description.strip(), [line.strip() for line in examples.splitlines() if line.strip()]
+    # "\b" lines are click's marks for "do not rewrap the next paragraph".
+    lines = [line.strip() for line in examples.splitlines()]
+    return description.strip(), [line for line in lines if line and line != "\b"]
 
 
 def _parameters(command: Any, ctx: typer.Context, kind: str, title: str) -> list[str]:
@@ -116,15 +118,14 @@ def _command_table(group: Any, ctx: typer.Context) -> list[str]:
 
 
 def _exit_codes(group: Any) -> list[str]:
-    """The epilog's "Exit codes: 0 text; 1 text; ..." as a table (else as it is)."""
+    """The epilog's "Exit codes:" list (a "CODE  meaning" line each) as a table."""
     epilog = (group.epilog or "").strip()
-    codes = re.fullmatch(r"Exit codes: (.*)\.", epilog, re.S)
-    if codes is None:
+    if not epilog.startswith("Exit codes:"):
         return [_text(epilog), ""] if epilog else []
     lines = ["Exit codes:", "", "| Code | Meaning |", "|---|---|"]
-    for item in codes[1].split("; "):
-        code, _, meaning = item.partition(" ")
-        lines.append(f"| {code} | {_cell(meaning)} |")
+    for row in epilog.splitlines()[1:]:
+        if match := re.match(r"^\s+(\S+)\s+(.+)$", row):
+            lines.append(f"| {match[1]} | {_cell(match[2])} |")
     return [*lines, ""]
 
 

@@ -8,6 +8,8 @@ from typing import Final
 
 import trio
 
+from ..streams._serve import listen_error
+
 __all__ = [
     "MAX_UDP6_PAYLOAD",
     "MAX_UDP_PAYLOAD",
@@ -64,7 +66,8 @@ async def open_udp_socket(
     The host is resolved off the event loop (a name like ``localhost`` needs a lookup).
 
     Raises:
-        OSError: the name does not resolve or the address cannot be bound.
+        OSError: the name does not resolve.
+        ListenError: the address cannot be bound.
     """
     infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     family, _, _, _, address = infos[0]
@@ -82,7 +85,10 @@ async def open_udp_socket(
         _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, buffer_size)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise listen_error(exc, "udp", host, port) from exc
     except BaseException:
         sock.close()
         raise

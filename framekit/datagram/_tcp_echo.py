@@ -14,7 +14,7 @@ import trio
 
 from ..streams import DeadlineStream
 from ..streams._address import format_address
-from ..streams._serve import ReportValue, bound_addresses
+from ..streams._serve import ReportValue, bound_addresses, listen_tcp
 
 __all__ = ["serve_tcp_echo"]
 
@@ -49,7 +49,7 @@ async def serve_tcp_echo(
     or stops reading, for ``idle_timeout`` seconds is dropped. Reports the bound
     ``[(host, port), ...]`` through ``task_status``.
     """
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await listen_tcp(port, host)
     bound = bound_addresses(listeners)
     for host, port in bound:
         log.info("TCP echo listening on tcp://%s", format_address(host, port))

@@ -502,15 +502,50 @@ class Client:
         *,
         progress: ProgressCallback | None = None,
     ) -> FileInfo:
-        """Download a file to ``local_path`` (written to a temporary file, then renamed).
+        """Download a file to ``local_path``, through a temporary file beside it that is
+        renamed into place only once the SHA-256 matched. A directory ``local_path`` gets
+        the file under its own name (the last component of ``name``).
 
         Raises:
             RemoteError: ``not_found``, ``not_allowed`` (downloads disabled), ...
             ChecksumMismatch: the body did not match its SHA-256; nothing was written.
             RemoteProtocolError: the server sent the file without a SHA-256; nothing was
                 written.
+            OSError: the local file could not be written (its error names
+                ``local_path``, never the temporary file).
         """
         target = Path(local_path)
+        if await trio.Path(target).is_dir():
+            target = target / Path(name).name
+        fd, tmp_name = await trio.to_thread.run_sync(_temporary_beside, target)
+        try:
+            async with trio.wrap_file(os.fdopen(fd, "wb")) as f:
+                info = await self.download(name, f.write, progress=progress)
+            await trio.to_thread.run_sync(os.replace, tmp_name, target)
+        except BaseException:
+            with trio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await trio.to_thread.run_sync(os.unlink, tmp_name)
+            raise
+        return info
+
+    async def download(
+        self,
+        name: str,
+        write: Callable[[bytes], Awaitable[object] | object],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> FileInfo:
+        """Download a file, passing each chunk to ``write`` (sync or async) as it comes.
+
+        The SHA-256 is checked after the last chunk: until this returns, what was
+        written must not be trusted (:meth:`get` writes a temporary file for that).
+
+        Raises:
+            RemoteError: ``not_found``, ``not_allowed`` (downloads disabled), ...
+            ChecksumMismatch: the body did not match its SHA-256.
+            RemoteProtocolError: the server sent the file without a SHA-256 (nothing was
+                passed to ``write``).
+        """
         self._check_files()
         async with self._lock:
             await self._resynchronise()
@@ -524,50 +559,42 @@ class Client:
                 raise
             # The reply has arrived: if we stop reading its body now, the next receive
             # skips the rest, and the connection stays in step.
-            return await self._receive_file(rid, name, target, incoming, progress)
+            self._check_file_reply(rid, name, incoming)
+            if incoming.header.sha256 is None:
+                await incoming.discard()  # keep the connection in step, store nothing
+                raise RemoteProtocolError(
+                    f"the server sent {name!r} without its sha256 (protocol 1 requires it); "
+                    "nothing was written"
+                )
+            async for chunk in incoming:
+                result = write(chunk)
+                if inspect.isawaitable(result):
+                    await result
+                if progress is not None:
+                    progress(incoming.received, incoming.size)
+            if incoming.size == 0 and progress is not None:
+                progress(0, 0)
+            assert incoming.sha256 is not None  # verified against the header by now
+            return FileInfo(name, incoming.size, incoming.sha256)
 
-    async def _receive_file(
-        self,
-        rid: int,
-        name: str,
-        target: Path,
-        incoming: IncomingMessage,
-        progress: ProgressCallback | None,
-    ) -> FileInfo:
+    @staticmethod
+    def _check_file_reply(rid: int, name: str, incoming: IncomingMessage) -> None:
         fields = incoming.header.fields
         if fields.get("id") != rid:
             raise RemoteProtocolError(
                 f"server answered request {fields.get('id')!r}, expected {rid}"
             )
-        if fields.get("type") == "error":
-            await incoming.discard()
-            raise_if_error(fields)
+        raise_if_error(fields)
         if fields.get("type") != "file":
             raise RemoteProtocolError(f"unexpected {fields.get('type')!r} message for a get")
-        if incoming.header.sha256 is None:
-            await incoming.discard()  # keep the connection in step, store nothing
-            raise RemoteProtocolError(
-                f"the server sent {name!r} without its sha256 (protocol 1 requires it); "
-                "nothing was written"
-            )
-        fd, tmp_name = await trio.to_thread.run_sync(
-            lambda: tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        )
-        try:
-            async with trio.wrap_file(os.fdopen(fd, "wb")) as f:
-                async for chunk in incoming:
-                    await f.write(chunk)
-                    if progress is not None:
-                        progress(incoming.received, incoming.size)
-            if incoming.size == 0 and progress is not None:
-                progress(0, 0)
-            await trio.to_thread.run_sync(os.replace, tmp_name, target)
-        except BaseException:
-            with trio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await trio.to_thread.run_sync(os.unlink, tmp_name)
-            raise
-        assert incoming.sha256 is not None  # verified against the header by now
-        return FileInfo(name, incoming.size, incoming.sha256)
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    """A temporary file in ``target``'s directory; its errors name ``target``."""
+    try:
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
 
 
 async def run_command(

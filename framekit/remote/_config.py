@@ -17,7 +17,15 @@ __all__ = ["InsecureBindError", "ServerConfig", "check_bind_safety", "is_loopbac
 
 
 class InsecureBindError(FramekitError):
-    """Refused to listen beyond loopback without a token (see ``ServerConfig.insecure``)."""
+    """Refused to listen beyond loopback without a token (see ``ServerConfig.insecure``).
+
+    Attributes:
+        host: the address that was refused.
+    """
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +157,7 @@ async def check_bind_safety(config: ServerConfig) -> None:
     if config.token is None and not config.insecure and not await is_loopback(config.host):
         raise InsecureBindError(
             f"refusing to serve commands on {config.host} without a token: anyone who can "
-            "reach it could run programs as this user. Set a token (FRAMEKIT_TOKEN / "
-            "--token), or pass insecure=True (--insecure) if you really mean it."
+            "reach it could run programs as this user. Set a token, or set "
+            "ServerConfig.insecure if you really mean it.",
+            host=config.host,
         )

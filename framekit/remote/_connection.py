@@ -23,6 +23,7 @@ can still be told, one log line, and the connection closed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import ssl
@@ -520,9 +521,10 @@ class Connection:
         elapsed = trio.current_time() - start
         self.deadline.enter("sending a reply", timeout=config.idle_timeout)
         if start_error is not None:
+            missing = start_error.errno in (errno.ENOENT, errno.ENOTDIR)
             raise BadRequest(
                 f"cannot run {request.program!r}: {start_error.strerror or start_error}",
-                ErrorCode.NOT_FOUND,
+                ErrorCode.NOT_FOUND if missing else ErrorCode.NOT_EXECUTABLE,
             )
         if stopped_by == "gone":
             log.info(

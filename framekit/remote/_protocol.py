@@ -71,6 +71,7 @@ class ErrorCode(enum.StrEnum):
     TOO_LARGE = "too_large"
     BUSY = "busy"
     NOT_FOUND = "not_found"
+    NOT_EXECUTABLE = "not_executable"
     INTERNAL = "internal"
 
 

@@ -9,7 +9,7 @@ from typing import NoReturn
 import trio
 
 from ..streams._address import format_address
-from ..streams._serve import ReportValue, bound_addresses, peer_address
+from ..streams._serve import ReportValue, bound_addresses, listen_tcp, peer_address
 from ._config import ServerConfig, check_bind_safety
 from ._connection import Connection
 from ._log_text import escape
@@ -55,7 +55,7 @@ async def serve_commands(
     """
     await check_bind_safety(config)
     shared = await SharedState.create(config)
-    tcp_listeners = await trio.open_tcp_listeners(config.tcp_port, host=config.host)
+    tcp_listeners = await listen_tcp(config.tcp_port, config.host)
     bound = bound_addresses(tcp_listeners)
     listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
     if config.ssl_context is not None:

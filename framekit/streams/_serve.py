@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import ssl
@@ -10,7 +11,7 @@ from typing import Any, NoReturn, TypeVar, final
 
 import trio
 
-from .._errors import FramekitError
+from .._errors import FramekitError, ListenError
 from ..codec import DEFAULT_FORMAT, DEFAULT_MAX_HEADER_SIZE, FrameFormat
 from ._address import format_address
 from ._deadline import DeadlineStream, StreamTimeout
@@ -21,6 +22,8 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "ReportValue",
     "bound_addresses",
+    "listen_error",
+    "listen_tcp",
     "peer_address",
     "peer_name",
     "serve_framed",
@@ -54,6 +57,33 @@ def peer_name(stream: trio.abc.Stream) -> str:
     """``host:port`` (``[v6]:port``) of the peer of a stream, for logs; ``?`` if unknown."""
     address = peer_address(stream)
     return "?" if address is None else format_address(*address)
+
+
+async def listen_tcp(port: int, host: str) -> list[trio.SocketListener]:
+    """``trio.open_tcp_listeners``, with an error that names the address.
+
+    Raises:
+        ListenError: the address is in use, not permitted, or not local.
+    """
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise listen_error(exc, "tcp", host, port) from exc
+
+
+def listen_error(exc: OSError, scheme: str, host: str, port: int) -> ListenError:
+    """``exc`` (from a bind) as a :class:`ListenError` naming ``scheme://host:port``."""
+    reason = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = "; is another server running there? choose another port"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        hint = "; ports below 1024 need privileges"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        hint = "; the address is not one of this machine's"
+    return ListenError(
+        exc.errno or 0, f"cannot listen on {scheme}://{format_address(host, port)}: {reason}{hint}"
+    )
 
 
 def bound_addresses(listeners: list[trio.SocketListener]) -> list[tuple[str, int]]:
@@ -102,7 +132,7 @@ async def _serve(
     idle_timeout: float | None,
     task_status: trio.TaskStatus[list[tuple[str, int]]],
 ) -> NoReturn:
-    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    tcp_listeners = await listen_tcp(port, host)
     addresses = bound_addresses(tcp_listeners)
     listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
     if ssl_context is not None:

@@ -19,7 +19,16 @@ import trio
 from typer.testing import CliRunner
 
 import framekit
-from framekit_cli._exit import EXIT_NOPERM, EXIT_PROTOCOL, EXIT_UNAVAILABLE, EXIT_USAGE
+from framekit_cli._exit import (
+    EXIT_FAILURE,
+    EXIT_FRAMEKIT,
+    EXIT_HOSTS_FRAMEKIT,
+    EXIT_HOSTS_KILLED,
+    EXIT_HOSTS_NONZERO,
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+)
 from framekit_cli.app import app
 
 from ..helpers import process_gone
@@ -143,66 +152,168 @@ class TestSendCommand:
     def test_output_and_exit_code_mirror_remote(self, server: LiveServer) -> None:
         result = runner.invoke(app, ["send", server.tcp, "--", "sh", "-c", "echo hi; exit 7"])
         assert result.exit_code == 7
-        assert result.output == "hi\n"
+        assert result.stdout == "hi\n"
+
+    def test_the_command_may_follow_the_host_without_dashes(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", server.tcp, "printf", "%s,", "-a", "--b"])
+        assert (result.exit_code, result.stdout) == (0, "-a,--b,")
 
     def test_json(self, server: LiveServer) -> None:
-        result = runner.invoke(app, ["send", server.tcp, "--json", "--", "echo", "j"])
+        result = runner.invoke(app, ["send", "--json", server.tcp, "--", "echo", "j"])
         assert result.exit_code == 0
-        doc = json.loads(result.output)
-        assert doc["stdout"] == "j\n" and doc["exit_code"] == 0 and doc["status"] == "exited"
+        doc = json.loads(result.stdout)
+        assert doc["stdout"] == "j\n" and doc["stdout_encoding"] == "utf-8"
+        assert (doc["exit_code"], doc["status"], doc["host"]) == (0, "exited", server.tcp)
 
-    def test_many_hosts_prefix_lines_and_summarise(self, server: LiveServer) -> None:
-        with LiveServer() as other:
-            result = runner.invoke(
-                app, ["send", "-H", server.tcp, "-H", other.tcp, "--", "printf", "a\\nb\\n"]
-            )
-        assert result.exit_code == 0, result.output
-        for host in (server.tcp, other.tcp):
-            assert f"{host} | a" in result.output and f"{host} | b" in result.output
-        assert "summary" in result.output
+    def test_json_output_that_is_not_utf8_is_base64(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", "--json", server.tcp, "--", "printf", "\\377\\376"])
+        doc = json.loads(result.stdout)
+        assert doc["stdout_encoding"] == "base64" and doc["stdout"] == "//4="
 
-    def test_many_hosts_one_down(self, server: LiveServer, closed_port: int) -> None:
-        result = runner.invoke(
-            app, ["send", "-H", server.tcp, "-H", f"127.0.0.1:{closed_port}", "--", "true"]
-        )
-        assert result.exit_code == 1
-        assert "error" in result.output
+    def test_missing_and_unexecutable_programs_exit_as_a_shell_would(
+        self, server: LiveServer
+    ) -> None:
+        missing = runner.invoke(app, ["send", server.tcp, "--", "no-such-program-here"])
+        assert missing.exit_code == EXIT_NOT_FOUND
+        assert "no-such-program-here" in missing.stderr
+        not_a_program = runner.invoke(app, ["send", server.tcp, "--", "/etc/hostname"])
+        assert not_a_program.exit_code == EXIT_NOT_EXECUTABLE
 
     def test_refused(self, closed_port: int) -> None:
         result = runner.invoke(app, ["send", f"127.0.0.1:{closed_port}", "--", "true"])
-        assert result.exit_code == EXIT_UNAVAILABLE
-        assert result.output.startswith("framekit: error: could not connect to 127.0.0.1:")
+        assert result.exit_code == EXIT_FRAMEKIT
+        assert result.stderr.startswith("framekit: could not connect to 127.0.0.1:")
         assert "Traceback" not in result.output
 
-    def test_wrong_token(self) -> None:
+    def test_wrong_and_missing_token(self, tmp_path: Path) -> None:
         with LiveServer(token="right", auth_failure_delay=0) as locked:
-            result = runner.invoke(app, ["send", locked.tcp, "--token", "wrong", "--", "true"])
-            assert result.exit_code == EXIT_NOPERM
-            assert "auth_failed: wrong token" in result.output
+            wrong = runner.invoke(app, ["send", locked.tcp, "--token", "wrong", "--", "true"])
+            assert wrong.exit_code == EXIT_FRAMEKIT
+            assert "authentication failed: wrong token" in wrong.stderr
+            missing = runner.invoke(app, ["send", locked.tcp, "--", "true"])
+            assert "requires a token: set FRAMEKIT_TOKEN, --token-file or --token" in (
+                missing.stderr
+            )
+            assert "token=" not in missing.stderr
             env_ok = runner.invoke(
                 app, ["send", locked.tcp, "--", "true"], env={"FRAMEKIT_TOKEN": "right"}
             )
             assert env_ok.exit_code == 0
+            token_file = tmp_path / "token"
+            token_file.write_text("right\n")
+            file_ok = runner.invoke(
+                app, ["send", "--token-file", str(token_file), locked.tcp, "--", "true"]
+            )
+            assert file_ok.exit_code == 0
 
-    def test_remote_error(self, server: LiveServer) -> None:
-        result = runner.invoke(app, ["send", server.tcp, "--shell", "--", "echo", "hi"])
-        assert result.exit_code == EXIT_PROTOCOL
-        assert "not_allowed" in result.output
+    def test_remote_refusal(self, server: LiveServer) -> None:
+        result = runner.invoke(app, ["send", "--shell", server.tcp, "--", "echo", "hi"])
+        assert result.exit_code == EXIT_FRAMEKIT
+        assert "the server refused:" in result.stderr and "(not_allowed)" in result.stderr
 
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            ([], "give HOST[:PORT]"),
+            ([], "give HOST[:PORT], -H HOST or -h HOSTS_FILE"),
             (["127.0.0.1"], "give exactly one of"),
             (["[::1"], "without ']'"),
             (["host:99999", "--", "true"], "port must be a number"),
-            (["127.0.0.1", "--datagram", "x", "--", "true"], "give exactly one of"),
+            (["--datagram", "x", "127.0.0.1", "--", "true"], "give exactly one of"),
+            (["-H", "127.0.0.1", "uptime"], "with -H or -h, put the command after --"),
+            (["--group", "--json", "-H", "a", "-H", "b", "--", "true"], "choose one"),
         ],
     )
     def test_bad_usage(self, args: list[str], message: str) -> None:
         result = runner.invoke(app, ["send", *args])
         assert result.exit_code == EXIT_USAGE
-        assert message in result.output
+        assert message in result.stderr
+
+
+class TestManyHosts:
+    def test_prefixed_lines_on_stdout_and_the_summary_on_stderr(self, server: LiveServer) -> None:
+        with LiveServer() as other:
+            result = runner.invoke(
+                app, ["send", "-H", f"{server.tcp},{other.tcp}", "--", "printf", "a\\nb\\n"]
+            )
+            assert result.exit_code == 0, result.output
+            assert sorted(result.stdout.splitlines()) == sorted(
+                f"{host} | {line}" for host in (server.tcp, other.tcp) for line in "ab"
+            )
+            assert "summary" in result.stderr and "summary" not in result.stdout
+
+    def test_positional_hosts_before_dashes_are_hosts_too(self, server: LiveServer) -> None:
+        with LiveServer() as other:
+            result = runner.invoke(app, ["send", "-H", server.tcp, other.tcp, "--", "true"])
+        assert result.exit_code == 0, result.output
+        assert server.tcp in result.stderr and other.tcp in result.stderr
+
+    def test_hosts_file_with_comments_and_users(self, server: LiveServer, tmp_path: Path) -> None:
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"# the fleet\n\nops@{server.tcp}   # a comment\n{server.tcp}\n")
+        result = runner.invoke(app, ["send", "-h", str(hosts), "--", "echo", "x"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == f"{server.tcp} | x\n"  # each host once
+
+    def test_a_bad_hosts_file_line_names_the_line(self, tmp_path: Path) -> None:
+        hosts = tmp_path / "hosts"
+        hosts.write_text("good\n[::1\n")
+        result = runner.invoke(app, ["send", "-h", str(hosts), "--", "true"])
+        assert result.exit_code == EXIT_USAGE
+        assert f"{hosts}:2:" in result.stderr
+
+    def test_exit_codes_follow_pssh(self, server: LiveServer, closed_port: int) -> None:
+        down = f"127.0.0.1:{closed_port}"
+        framekit_failed = runner.invoke(app, ["send", "-H", server.tcp, "-H", down, "--", "true"])
+        assert framekit_failed.exit_code == EXIT_HOSTS_FRAMEKIT
+        assert "refused" in framekit_failed.stderr
+        with LiveServer() as other:
+            both = ["-H", server.tcp, "-H", other.tcp, "--"]
+            nonzero = runner.invoke(app, ["send", *both, "sh", "-c", "exit 3"])
+            assert nonzero.exit_code == EXIT_HOSTS_NONZERO
+            killed = runner.invoke(app, ["send", "--timeout", "0.2", *both, "sleep", "5"])
+            assert killed.exit_code == EXIT_HOSTS_KILLED
+
+    def test_deadline_per_host(self, server: LiveServer) -> None:
+        with LiveServer() as other:
+            result = runner.invoke(
+                app,
+                [
+                    "send",
+                    "--deadline",
+                    "0.3",
+                    "-H",
+                    server.tcp,
+                    "-H",
+                    other.tcp,
+                    "--",
+                    "sleep",
+                    "5",
+                ],
+            )
+        assert result.exit_code == EXIT_HOSTS_KILLED
+        assert result.stderr.count("host_timeout") == 2
+
+    def test_group_collapses_identical_outputs(self, server: LiveServer) -> None:
+        with LiveServer() as other:
+            result = runner.invoke(
+                app, ["send", "--group", "-H", server.tcp, "-H", other.tcp, "--", "echo", "same"]
+            )
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert lines[1] == f"{server.tcp}, {other.tcp}" and lines[3] == "same"
+        assert result.stdout.count("same") == 1
+
+    def test_json_lines_one_per_host_with_error_codes(
+        self, server: LiveServer, closed_port: int
+    ) -> None:
+        down = f"127.0.0.1:{closed_port}"
+        result = runner.invoke(
+            app, ["send", "--json", "-H", server.tcp, "-H", down, "--", "echo", "j"]
+        )
+        docs = {d["host"]: d for d in map(json.loads, result.stdout.splitlines())}
+        assert docs[server.tcp]["stdout"] == "j\n" and "error" not in docs[server.tcp]
+        assert docs[down]["error"]["code"] == "refused"
+        assert result.exit_code == EXIT_HOSTS_FRAMEKIT
 
 
 class TestSendDatagrams:
@@ -218,14 +329,14 @@ class TestSendDatagrams:
         data = tmp_path / "d.bin"
         data.write_bytes(os.urandom(2000))
         result = runner.invoke(app, ["send", server.udp, "--datagram-file", str(data), "--json"])
-        doc = json.loads(result.output)
-        assert doc[0]["received"] == 1 and doc[0]["echo_matches"] is True
+        doc = json.loads(result.stdout)
+        assert doc["received"] == 1 and doc["echo_matches"] is True
 
     def test_nobody_listening(self, closed_port: int) -> None:
         result = runner.invoke(
             app, ["send", f"127.0.0.1:{closed_port}", "--datagram", "x", "--interval", "0"]
         )
-        assert result.exit_code == EXIT_UNAVAILABLE
+        assert result.exit_code == EXIT_FAILURE
         assert "no echo (lost)" in result.output
 
 
@@ -244,23 +355,69 @@ class TestSendFiles:
             app, ["send", server.tcp, "--get", "report.csv", "-o", str(out), "--json"]
         )
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["size"] == 8000
+        doc = json.loads(result.stdout)
+        assert (doc["size"], doc["saved"]) == (8000, str(out))
         assert out.read_bytes() == src.read_bytes()
+
+    def test_stdin_and_stdout_are_dash(self, server: LiveServer, tmp_path: Path) -> None:
+        data = os.urandom(100_000)
+        put = runner.invoke(app, ["send", server.tcp, "--put", "-", "--name", "piped"], input=data)
+        assert put.exit_code == 0, put.output
+        got = runner.invoke(app, ["send", server.tcp, "--get", "piped", "-o", "-"])
+        assert got.exit_code == 0 and got.stdout_bytes == data
+        assert not (tmp_path / "-").exists() and not Path("-").exists()
+        no_name = runner.invoke(app, ["send", server.tcp, "--put", "-"], input=b"x")
+        assert no_name.exit_code == EXIT_USAGE and "--name" in no_name.stderr
+
+    def test_output_into_a_directory(self, server: LiveServer, tmp_path: Path) -> None:
+        src = tmp_path / "f.txt"
+        src.write_text("content")
+        runner.invoke(app, ["send", server.tcp, "--put", str(src), "--name", "dir/f.txt"])
+        result = runner.invoke(
+            app, ["send", server.tcp, "--get", "dir/f.txt", "-o", f"{tmp_path}/copies/"]
+        )
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "copies" / "f.txt").read_text() == "content"
+
+    def test_a_missing_local_directory_names_the_file_not_a_temporary(
+        self, server: LiveServer, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "f.txt"
+        src.write_text("content")
+        runner.invoke(app, ["send", server.tcp, "--put", str(src)])
+        target = tmp_path / "nowhere" / "f.txt"
+        result = runner.invoke(app, ["send", server.tcp, "--get", "f.txt", "-o", str(target)])
+        assert result.exit_code == EXIT_FAILURE
+        assert str(target) in result.stderr and ".f.txt." not in result.stderr
 
     def test_uploads_disabled(self, tmp_path: Path) -> None:
         src = tmp_path / "f"
         src.write_bytes(b"x")
         with LiveServer() as plain:
             result = runner.invoke(app, ["send", plain.tcp, "--put", str(src)])
-        assert result.exit_code == EXIT_PROTOCOL
-        assert "file transfer is disabled" in result.output
+        assert result.exit_code == EXIT_FRAMEKIT
+        assert "file transfer is disabled" in result.stderr
 
     def test_get_missing(self, server: LiveServer, tmp_path: Path) -> None:
         result = runner.invoke(
             app, ["send", server.tcp, "--get", "nope", "-o", str(tmp_path / "n")]
         )
-        assert result.exit_code == EXIT_PROTOCOL
-        assert "not_found" in result.output
+        assert result.exit_code == EXIT_FRAMEKIT
+        assert "(not_found)" in result.stderr
+
+    def test_put_and_get_many_hosts(self, server: LiveServer, tmp_path: Path) -> None:
+        src = tmp_path / "f.txt"
+        src.write_text("to everyone")
+        (tmp_path / "other").mkdir()
+        with LiveServer(upload_dir=tmp_path / "other") as other:
+            hosts = ["-H", server.tcp, "-H", other.tcp]
+            put = runner.invoke(app, ["send", *hosts, "--put", str(src)])
+            assert put.exit_code == 0, put.output
+            got = runner.invoke(app, ["send", *hosts, "--get", "f.txt", "-o", f"{tmp_path}/in/"])
+            assert got.exit_code == 0, got.output
+            for label in (server.tcp, other.tcp):
+                folder = label.replace(":", "_")
+                assert (tmp_path / "in" / folder / "f.txt").read_text() == "to everyone"
 
 
 def test_serve_refuses_public_bind_without_token() -> None:
