@@ -197,6 +197,18 @@ def serve(
     max_upload: Annotated[
         int, typer.Option(metavar="BYTES", min=0, help="Largest upload.")
     ] = _DEFAULTS.max_upload,
+    max_header_size: Annotated[
+        int, typer.Option(metavar="BYTES", min=1, help="Largest message header.")
+    ] = _DEFAULTS.max_header_size,
+    udp_buffer: Annotated[
+        int | None,
+        typer.Option(
+            metavar="BYTES",
+            min=1,
+            help="Kernel buffer for the UDP echo (default 32 MiB; the kernel may cap it).",
+            show_default=False,
+        ),
+    ] = None,
     handshake_timeout: Annotated[
         float,
         typer.Option(metavar="SECONDS", min=0.001, help="For the whole handshake, TLS included."),
@@ -261,7 +273,7 @@ def serve(
 
     \b
       framekit serve
-      FRAMEKIT_TOKEN_FILE=/etc/framekit/token framekit serve --host 0.0.0.0 --allow uptime
+      framekit serve --host 0.0.0.0 --token-file ~/.framekit-token --allow uptime
       framekit serve --config /etc/framekit/serve.toml --print-config
       framekit serve --tcp-port 0 --address-file addr.json --upload-dir ./files
     """
@@ -298,7 +310,8 @@ def serve(
         usage(str(exc))
     if print_config:
         extra = {k: values[k] for k in ("token_file", "tls_cert", "tls_key", "address_file")}
-        _print_config(server_config, extra | {"log_level": str(values["log_level"])})
+        logging = {"log_level": str(values["log_level"]), "log_format": str(values["log_format"])}
+        _print_config(server_config, extra | logging)
         raise typer.Exit
     out = console(stderr=True)
     address_file = values["address_file"]

@@ -599,3 +599,98 @@ def test_compare_count_repeats_the_sizes() -> None:
     doc = json.loads(result.output)
     assert doc["options"]["sizes"] == [10, 20, 10, 20, 10]
     assert {w["key"]: w for w in doc["ways"]}["framed"]["received"] == [10, 20, 10, 20, 10]
+
+
+class TestServeOptions:
+    def test_log_level_is_a_choice(self) -> None:
+        result = runner.invoke(app, ["serve", "--log-level", "verbose"])
+        assert result.exit_code == EXIT_USAGE
+        assert "verbose" in result.stderr and "Traceback" not in result.output
+
+    def test_config_file_print_config_and_flags_winning(self, tmp_path: Path) -> None:
+        config = tmp_path / "serve.toml"
+        config.write_text(
+            'host = "127.0.0.1"\ntcp-port = 4242\nallow = ["uptime", "df"]\n'
+            "max_connections = 9\nidle_timeout = 12.5\n"
+        )
+        result = runner.invoke(
+            app,
+            ["serve", "--config", str(config), "--max-connections", "3", "--print-config"],
+            env={"FRAMEKIT_TOKEN": "s3cret"},
+        )
+        assert result.exit_code == 0, result.output
+        printed = result.stdout
+        assert "tcp_port = 4242" in printed and 'allow = ["df", "uptime"]' in printed
+        assert "max_connections = 3" in printed  # the flag wins over the file
+        assert "idle_timeout = 12.5" in printed
+        assert "s3cret" not in printed and "# token: set" in printed
+        # What --print-config prints, --config reads back.
+        again = tmp_path / "again.toml"
+        again.write_text(printed)
+        assert runner.invoke(app, ["serve", "--config", str(again), "--print-config"]).stdout == (
+            printed.replace("# token: set (never printed)", "# token: none")
+        )
+
+    def test_config_file_errors(self, tmp_path: Path) -> None:
+        bad_key = tmp_path / "bad.toml"
+        bad_key.write_text("max_conections = 3\n")
+        result = runner.invoke(app, ["serve", "--config", str(bad_key), "--print-config"])
+        assert (
+            result.exit_code == EXIT_USAGE and "unknown setting 'max_conections'" in result.stderr
+        )
+        bad_value = tmp_path / "value.toml"
+        bad_value.write_text('max_connections = "many"\n')
+        result = runner.invoke(app, ["serve", "--config", str(bad_value), "--print-config"])
+        assert result.exit_code == EXIT_USAGE and "max_connections" in result.stderr
+
+    def test_token_file(self, tmp_path: Path) -> None:
+        token = tmp_path / "token"
+        token.write_text("from-a-file\n")
+        result = runner.invoke(app, ["serve", "--token-file", str(token), "--print-config"])
+        assert result.exit_code == 0 and "# token: set" in result.stdout
+        token.write_text("")
+        empty = runner.invoke(app, ["serve", "--token-file", str(token), "--print-config"])
+        assert empty.exit_code == EXIT_USAGE and "is empty" in empty.stderr
+
+    def test_an_address_in_use_is_named_and_has_its_own_exit_code(self) -> None:
+        with LiveServer() as busy:
+            port = busy.addresses.tcp[0][1]
+            result = runner.invoke(app, ["serve", "--tcp-port", str(port), "--no-udp"])
+        assert result.exit_code == 71
+        assert f"cannot listen on tcp://127.0.0.1:{port}: " in result.stderr
+        assert "another server" in result.stderr and "Traceback" not in result.output
+
+
+def test_compare_refuses_an_svg_path_it_cannot_write_before_running(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", "--svg", str(tmp_path / "missing" / "x.svg")])
+    assert result.exit_code == EXIT_USAGE
+    assert f"no directory {tmp_path / 'missing'}" in result.stderr
+    assert "framekit compare" not in result.stdout  # it did not run
+
+
+@pytest.mark.parametrize("command", [[], ["compare"], ["serve"], ["send"]])
+def test_help_reads_well_at_80_columns(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "…" not in result.stdout  # no option name cut short
+    assert "--no-" not in result.stdout.replace("--no-udp", "").replace("--no-stdin", "")
+
+
+def test_json_logs_for_log_shippers() -> None:
+    import logging
+
+    from framekit_cli._logs import LogFormat, LogLevel, setup_logging
+
+    try:
+        setup_logging(LogLevel.INFO, LogFormat.JSON, debug=False)
+        handler = logging.getLogger().handlers[0]
+        record = logging.LogRecord(
+            "framekit.server", logging.WARNING, "x", 1, "a\nb %s", ("c",), None
+        )
+        doc = json.loads(handler.format(record))
+        assert doc["level"] == "warning" and doc["message"] == "a\nb c"
+        assert doc["logger"] == "framekit.server" and doc["time"].endswith("+00:00")
+    finally:
+        logging.getLogger().handlers.clear()
