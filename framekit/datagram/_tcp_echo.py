@@ -14,7 +14,7 @@ import trio
 
 from ..streams import DeadlineStream
 from ..streams._address import format_address
-from ..streams._serve import ReportValue, bound_addresses, listen_tcp
+from ..streams._serve import ReportValue, bound_addresses, listen_tcp, serve_listeners
 
 __all__ = ["serve_tcp_echo"]
 
@@ -53,7 +53,7 @@ async def serve_tcp_echo(
     bound = bound_addresses(listeners)
     for host, port in bound:
         log.info("TCP echo listening on tcp://%s", format_address(host, port))
-    await trio.serve_listeners(
+    await serve_listeners(
         partial(_echo, idle_timeout=idle_timeout),
         listeners,
         task_status=ReportValue(task_status, bound),

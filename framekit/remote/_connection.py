@@ -71,6 +71,9 @@ MAX_DISCARD: Final = 2 * 1024 * 1024
 CLOSING_TIME: Final = 2.0
 #: Bytes read and dropped while lingering.
 _LINGER_BYTES: Final = 4 * 1024 * 1024
+#: Errors starting a command that mean the server is short of descriptors, memory or
+#: processes, not that the program is wrong: ``busy``, as for files.
+_SPAWN_SHORTAGE: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 
 
 def _looks_like_tls(length: int | None) -> bool:
@@ -521,9 +524,16 @@ class Connection:
         elapsed = trio.current_time() - start
         self.deadline.enter("sending a reply", timeout=config.idle_timeout)
         if start_error is not None:
+            reason = start_error.strerror or str(start_error)
+            if start_error.errno in _SPAWN_SHORTAGE:
+                raise BadRequest(
+                    f"the server is short of resources to run {request.program!r} "
+                    f"({reason}); try again later",
+                    ErrorCode.BUSY,
+                )
             missing = start_error.errno in (errno.ENOENT, errno.ENOTDIR)
             raise BadRequest(
-                f"cannot run {request.program!r}: {start_error.strerror or start_error}",
+                f"cannot run {request.program!r}: {reason}",
                 ErrorCode.NOT_FOUND if missing else ErrorCode.NOT_EXECUTABLE,
             )
         if stopped_by == "gone":

@@ -192,7 +192,7 @@ class _Pump:
             for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
                 os.set_blocking(pipe.fileno(), False)
                 pipes.add(pipe.fileno(), name)
-            if proc.stdin is not None:
+            if proc.stdin is not None and self.stdin:
                 os.set_blocking(proc.stdin.fileno(), False)
                 pipes.add(proc.stdin.fileno(), "stdin", write=True)
             leader_gone = False
@@ -271,11 +271,28 @@ class _Pump:
             await self.sink(name, data)
 
 
+async def _feed(pipe: trio.lowlevel.FdStream, source: trio.MemoryReceiveChannel[bytes]) -> None:
+    """Write each chunk from ``source`` to the command's stdin as the pipe takes it (one
+    chunk in flight: the sender waits, so memory stays bounded); close the pipe at the
+    source's end. A command that stops reading its stdin gets the rest dropped, so the
+    sender is never left waiting."""
+    async with pipe, source:
+        reading = True
+        async for chunk in source:
+            if not reading:
+                continue
+            try:
+                await pipe.send_all(chunk)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                reading = False  # it closed its stdin (or exited): its business
+
+
 async def run_command_streaming(
     args: Sequence[str] | str,
     *,
     sink: OutputSink,
     stdin: bytes = b"",
+    stdin_stream: trio.MemoryReceiveChannel[bytes] | None = None,
     shell: bool = False,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -286,6 +303,10 @@ async def run_command_streaming(
     on_slow: Callable[[], object] = lambda: None,
 ) -> CommandOutcome:
     """Run a command, passing its output to ``sink`` as it is produced.
+
+    Its stdin is ``stdin`` (fed as the pipe takes it), or each chunk received from
+    ``stdin_stream`` until that channel is closed (streamed input of any length, with
+    backpressure: a chunk is taken only once the previous one was written), or nothing.
 
     At ``timeout`` the group is killed and the status is ``timeout``. If the caller is
     cancelled (client gone, server stopping), the group gets SIGTERM, up to
@@ -305,7 +326,7 @@ async def run_command_streaming(
     proc = subprocess.Popen(  # noqa: ASYNC220
         args,
         shell=shell,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin or stdin_stream is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -321,7 +342,16 @@ async def run_command_streaming(
     )
     try:
         deadline = math.inf if timeout is None else start + timeout
-        returncode = await pump.run(deadline, start + slow_after, on_slow)
+        if stdin_stream is None:
+            returncode = await pump.run(deadline, start + slow_after, on_slow)
+        else:
+            assert proc.stdin is not None
+            write_end = trio.lowlevel.FdStream(os.dup(proc.stdin.fileno()))
+            proc.stdin.close()  # the FdStream's copy is now the only write end
+            async with trio.open_nursery() as feeding:
+                feeding.start_soon(_feed, write_end, stdin_stream)
+                returncode = await pump.run(deadline, start + slow_after, on_slow)
+                feeding.cancel_scope.cancel()
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             if isinstance(exc, trio.Cancelled):  # asked to stop: SIGTERM and a grace first

@@ -9,7 +9,13 @@ from typing import NoReturn
 import trio
 
 from ..streams._address import format_address
-from ..streams._serve import ReportValue, bound_addresses, listen_tcp, peer_address
+from ..streams._serve import (
+    ReportValue,
+    bound_addresses,
+    listen_tcp,
+    peer_address,
+    serve_listeners,
+)
 from ._config import ServerConfig, check_bind_safety
 from ._connection import Connection
 from ._log_text import escape
@@ -68,7 +74,7 @@ async def serve_commands(
             escape(format_address(host, port)),
             "token required" if config.token is not None else "no token",
         )
-    await trio.serve_listeners(
+    await serve_listeners(
         partial(handle_connection, shared), listeners, task_status=ReportValue(task_status, bound)
     )
     raise AssertionError("serve_listeners returned")  # pragma: no cover

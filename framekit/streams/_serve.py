@@ -5,9 +5,10 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar, final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, NoReturn, TypeVar, final
 
 import trio
 
@@ -27,6 +28,7 @@ __all__ = [
     "peer_address",
     "peer_name",
     "serve_framed",
+    "serve_listeners",
     "serve_messages",
 ]
 
@@ -108,6 +110,69 @@ class ReportValue:
         self._task_status.started(self._value)
 
 
+#: ``accept()`` errors that mean the process or the system is out of descriptors or
+#: memory (trio's own list): the listener waits :data:`ACCEPT_RETRY` and tries again.
+_ACCEPT_SHORTAGE: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: Seconds between two accept attempts while descriptors are short.
+ACCEPT_RETRY: Final = 0.1
+
+
+async def serve_listeners(
+    handler: Callable[[trio.abc.Stream], Awaitable[object]],
+    listeners: Sequence[trio.abc.Listener[Any]],
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """:func:`trio.serve_listeners`, except that running out of descriptors is one
+    warning when it starts and one when it ends, not an ERROR and a traceback every
+    100 ms. Each accepted stream is served by ``handler`` in its own task, then closed.
+    """
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_forever, listener, nursery, handler)
+        task_status.started(listeners)
+    raise AssertionError("serve_listeners returned")  # pragma: no cover
+
+
+async def _accept_forever(
+    listener: trio.abc.Listener[Any],
+    nursery: trio.Nursery,
+    handler: Callable[[trio.abc.Stream], Awaitable[object]],
+) -> NoReturn:
+    async with listener:
+        short_since: float | None = None
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_SHORTAGE:
+                    raise
+                if short_since is None:
+                    short_since = trio.current_time()
+                    log.warning(
+                        "cannot accept connections: %s; new clients wait until some close "
+                        "(raise the descriptor limit, ulimit -n, or lower max_connections)",
+                        os.strerror(exc.errno or 0),
+                    )
+                await trio.sleep(ACCEPT_RETRY)
+                continue
+            if short_since is not None:
+                log.warning(
+                    "accepting connections again after %.1f s", trio.current_time() - short_since
+                )
+                short_since = None
+            nursery.start_soon(_serve_stream, handler, stream)
+
+
+async def _serve_stream(
+    handler: Callable[[trio.abc.Stream], Awaitable[object]], stream: trio.abc.Stream
+) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
 def _log_ending(peer: str, exc: Exception) -> None:
     """One line for a connection that ended with an exception (a traceback only for bugs)."""
     if isinstance(exc, trio.EndOfChannel):
@@ -153,7 +218,7 @@ async def _serve(
             _log_ending(peer, exc)
 
     log.info("serving on %s", ", ".join(format_address(h, p) for h, p in addresses))
-    await trio.serve_listeners(handle, listeners, task_status=ReportValue(task_status, addresses))
+    await serve_listeners(handle, listeners, task_status=ReportValue(task_status, addresses))
     raise AssertionError("serve_listeners returned")  # pragma: no cover
 
 
