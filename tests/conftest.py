@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 
 import pytest
 import trustme
+from hypothesis import HealthCheck, settings
 
 
 def _has_ipv6_loopback() -> bool:
@@ -45,3 +47,15 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+# Hypothesis profiles: HYPOTHESIS_PROFILE=fuzz (what scripts/fuzz sets) runs the
+# property tests with many more examples; unset, the default profile is unchanged.
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("FRAMEKIT_FUZZ_EXAMPLES", "200000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,  # a failure prints the line that reproduces it
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

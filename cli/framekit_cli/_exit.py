@@ -150,11 +150,14 @@ def unwrap(exc: BaseException) -> BaseException:
 
 
 def run_trio(
-    fn: Callable[[], T], *, failure_code: int | Callable[[BaseException], int] = EXIT_FRAMEKIT
+    fn: Callable[[], T],
+    *,
+    failure_code: int | Callable[[BaseException], int] = EXIT_FRAMEKIT,
+    on_error: Callable[[Exception], object] | None = None,
 ) -> T:
     """Run ``fn`` (which calls ``trio.run``); an expected failure becomes one error line
-    and ``failure_code`` (or what it returns for the exception); Ctrl-C exits 130; a
-    closed stdout exits 141 quietly."""
+    and ``failure_code`` (or what it returns for the exception), after ``on_error`` saw
+    it; Ctrl-C exits 130; a closed stdout exits 141 quietly."""
     try:
         return fn()
     except typer.Exit:
@@ -170,6 +173,8 @@ def run_trio(
         if STATE.debug or not isinstance(inner, Exception):
             raise
         code = failure_code(inner) if callable(failure_code) else failure_code
+        if on_error is not None:
+            on_error(inner)
         if error_code(inner) == "internal":
             fail(
                 f"internal error: {type(inner).__name__}: {inner} "

@@ -127,6 +127,8 @@ def host_json(
             "exit_code": result.exit_code,
             "duration": result.duration,
             "truncated": result.truncated,
+            "timeout_limit": result.timeout_limit,
+            "reason": result.reason,
             "stdout": stdout,
             "stdout_encoding": stdout_encoding,
             "stderr": stderr,

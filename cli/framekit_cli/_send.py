@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -378,6 +382,7 @@ def _run_one(
     argv, shell_cmd = _argv(command, shell)
     label = framekit.format_address(*target)
     writer = Raw()
+    forward_stdin = not no_stdin and sys.stdin is not None and not sys.stdin.isatty()
 
     async def main() -> framekit.CommandResult:
         async with await framekit.Client.connect(
@@ -386,28 +391,63 @@ def _run_one(
             return await client.run(
                 argv,
                 shell=shell_cmd,
+                stdin=_stdin_chunks() if forward_stdin else b"",
                 timeout=timeout,
                 on_output=None if json_out else writer,
                 collect=json_out,  # streamed output is written as it comes, never kept
             )
 
-    result = run_trio(lambda: trio.run(main), failure_code=_refusal_code)
+    def json_error(exc: Exception) -> None:
+        if json_out:  # a result object even when there is no result
+            print_json_line(host_json(label, None, exc))
+
+    result = run_trio(lambda: trio.run(main), failure_code=_refusal_code, on_error=json_error)
+    code = _report_ending(result, timeout)
     if json_out:
         print_json_line(host_json(label, result, None))
+    raise typer.Exit(code)
+
+
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    """Our stdin as it comes (a line of ``tail -f`` as soon as it is written), read on a
+    worker thread that is abandoned, not waited for, once the command has ended.
+
+    The descriptor is read directly (``os.read``): an abandoned read of the buffered
+    ``sys.stdin`` would hold its lock when the interpreter exits, which aborts it.
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's BytesIO)
+        read = functools.partial(sys.stdin.buffer.read1, 64 * 1024)  # type: ignore[union-attr]
     else:
-        _report_ending(result)
-    raise typer.Exit(exit_code(result))
+        read = functools.partial(os.read, fd, 64 * 1024)
+    while chunk := await trio.to_thread.run_sync(read, abandon_on_cancel=True):
+        yield chunk
 
 
-def _report_ending(result: framekit.CommandResult) -> None:
-    """One stderr line when the command did not simply exit (as ssh says nothing then)."""
+def _report_ending(result: framekit.CommandResult, asked: float | None) -> int:
+    """One stderr line when the command did not simply exit (ssh says nothing then);
+    the exit code to use."""
+    if result.status == "cancelled" and result.reason == "shutdown":
+        typer.echo(
+            "framekit: connection closed by the remote host: the server was stopped, and "
+            "the command cancelled",
+            err=True,
+        )
+        return EXIT_FRAMEKIT
     if result.truncated:
         typer.echo(
-            "framekit: output was cut at the server's output limit; the command was killed",
+            "framekit: output was cut at the server's output limit, and the command killed",
             err=True,
         )
     elif result.status == "timeout":
-        typer.echo("framekit: the command timed out and was killed", err=True)
+        limit = result.timeout_limit
+        whose = ""
+        if limit is not None and (asked is None or limit < asked):
+            whose = " (the server's limit" + (f"; you asked for {asked:g} s)" if asked else ")")
+        after = f" after {limit:g} s" if limit is not None else ""
+        typer.echo(f"framekit: the command timed out{after}{whose} and was killed", err=True)
+    return exit_code(result)
 
 
 def _run_many(

@@ -110,8 +110,10 @@ class FrameDecoder:
 
     Shaped like h11's ``Connection``: :meth:`receive_data` only stores bytes (``b""`` means
     end of stream), :meth:`next_frame` and :meth:`frames` parse. A length over the limit
-    raises :class:`FrameTooLarge` as soon as its prefix is seen. After any
-    :class:`ProtocolError` the decoder stays broken and raises again on every call.
+    raises :class:`FrameTooLarge` as soon as its prefix is seen. After any error about
+    what the peer sent (:class:`FrameTooLarge`, :class:`IncompleteFrame`) the decoder stays
+    broken and raises it again on every call; a :class:`LocalProtocolError` (data fed
+    after the end of the stream) is the caller's mistake and leaves it as it was.
 
     Args:
         format: the frame format (default: 4-byte unsigned big-endian, 16 MiB limit).
@@ -137,7 +139,9 @@ class FrameDecoder:
         self._unpack = format.prefix_struct.unpack_from
         self._buf = b""  # the chunk being parsed; bytes before _pos are consumed
         self._pos = 0
-        self._chunks: deque[bytes] = deque()  # chunks received after _buf, not yet parsed
+        # Chunks received after _buf, not yet parsed. A deque costs ~760 bytes even empty,
+        # so a decoder gets one only once data arrives faster than it is parsed.
+        self._chunks: deque[bytes] | tuple[()] = ()
         self._pending = 0  # total length of _chunks
         self._eof = False
         self._error: ProtocolError | None = None
@@ -160,7 +164,10 @@ class FrameDecoder:
             self._buf = data
             self._pos = 0
         else:
-            self._chunks.append(data)
+            chunks = self._chunks
+            if not isinstance(chunks, deque):
+                chunks = self._chunks = deque()
+            chunks.append(data)
             self._pending += len(data)
 
     @property
@@ -339,7 +346,7 @@ class FrameDecoder:
         got = len(buf) - pos
         chunks = self._chunks
         while True:
-            chunk = chunks.popleft()
+            chunk = chunks.popleft()  # type: ignore[union-attr]
             self._pending -= len(chunk)
             need = n - got
             if len(chunk) >= need:

@@ -7,6 +7,7 @@ when the body has been read. Unknown header keys are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -115,6 +116,7 @@ def _validate_header(fields: Any, *, max_body_size: int | None) -> Header:
     return Header(fields)
 
 
+@functools.lru_cache(maxsize=64)
 def _header_format(format: FrameFormat, limit: int) -> FrameFormat:
     """``format`` with its frame limit replaced by the header limit."""
     return FrameFormat(
@@ -300,16 +302,19 @@ class MessageDecoder:
         return EndOfMessage(header, digest)
 
     def _next_header(self) -> Header | Literal[Sentinel.NEED_DATA, Sentinel.END_OF_STREAM]:
+        frames = self._frames
+        if frames._error is not None:  # broken already: the same error again, unchanged
+            raise frames._error
         try:
-            raw = self._frames.next_frame()
+            raw = frames.next_frame()
         except FrameTooLarge as exc:
-            raise self._frames.fail(
-                HeaderTooLarge(
-                    f"peer sent a {exc.length}-byte message header, over max_header_size "
-                    f"({self.max_header_size} bytes)",
-                    length=exc.length,
-                )
-            ) from None
+            what = (
+                f"a negative header length ({exc.length})"
+                if exc.length < 0
+                else f"a {exc.length}-byte message header, over max_header_size "
+                f"({self.max_header_size} bytes)"
+            )
+            raise frames.fail(HeaderTooLarge(f"peer sent {what}", length=exc.length)) from None
         if raw is NEED_DATA or raw is END_OF_STREAM:
             return raw
         try:

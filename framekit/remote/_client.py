@@ -7,7 +7,7 @@ import inspect
 import os
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,68 @@ _CANCEL_SEND_TIMEOUT: Final = 1.0
 _TLS_PROBE_AFTER: Final = 1.0
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+#: Bytes of stdin per ``stdin`` message: what one pipe read gives.
+_STDIN_CHUNK: Final = 64 * 1024
+
+
+class _StdinFeeder:
+    """Sends a command's streamed stdin as ``stdin`` messages, then ``eof``.
+
+    :meth:`stop` (the command ended) cancels only the wait for the source's next chunk:
+    a message being sent is finished, so the connection never carries half a message;
+    if the server stops reading, that send is cut after ``linger`` seconds.
+    """
+
+    def __init__(
+        self, stream: MessageStream, rid: int, source: AsyncIterable[bytes], linger: float
+    ) -> None:
+        self.stream = stream
+        self.rid = rid
+        self.source = source
+        self.linger = linger
+        self.stopped = False
+        self.reading = trio.CancelScope()
+        self.sending = trio.CancelScope()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.reading.cancel()
+        self.sending.deadline = trio.current_time() + self.linger
+
+    async def run(self) -> None:
+        chunks = aiter(self.source)
+        try:
+            with self.sending:
+                while not self.stopped:
+                    self.reading = trio.CancelScope()  # one scope per wait: stop() ends it
+                    with self.reading:
+                        chunk = await anext(chunks, None)
+                    if self.reading.cancelled_caught:
+                        return
+                    if chunk is None:
+                        await self.stream.send_message(
+                            {"type": "stdin", "id": self.rid, "eof": True}
+                        )
+                        return
+                    view = memoryview(chunk)
+                    for start in range(0, len(view), _STDIN_CHUNK):
+                        piece = view[start : start + _STDIN_CHUNK]
+                        await self.stream.send_message({"type": "stdin", "id": self.rid}, piece)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with trio.CancelScope(shield=True):
+                    await aclose()
+
+
 async def _greeting(stream: MessageStream, host: str, port: int, *, tls: bool) -> Message:
     """The server's first message. A plain-text client that gets none within
     ``_TLS_PROBE_AFTER`` asks whether the server speaks TLS, to say so at once instead
@@ -99,6 +161,11 @@ class CommandResult:
         truncated: output went over the server's limit and was cut.
         stdout_bytes: stdout bytes the command produced.
         stderr_bytes: stderr bytes the command produced.
+        timeout_limit: the timeout the server applied, in seconds: what was asked for, or
+            the server's own ``command_timeout`` if that is lower (``None`` from a server
+            that does not say).
+        reason: for ``cancelled``, who stopped it: ``client`` or ``shutdown`` (the server
+            was stopped); else ``None``.
     """
 
     argv: tuple[str, ...] | str
@@ -111,6 +178,8 @@ class CommandResult:
     truncated: bool
     stdout_bytes: int
     stderr_bytes: int
+    timeout_limit: float | None = None
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -320,7 +389,7 @@ class Client:
         argv: Sequence[str] | None = None,
         *,
         shell: str | None = None,
-        stdin: bytes = b"",
+        stdin: bytes | AsyncIterable[bytes] = b"",
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
         collect: bool = True,
@@ -330,16 +399,27 @@ class Client:
         Args:
             argv: program and arguments, run without a shell.
             shell: a shell command string instead (only if the server allows shells).
-            stdin: bytes for the command's standard input.
+            stdin: the command's standard input: bytes (sent with the request, up to the
+                server's ``max_stdin``), or an async iterable of chunks, streamed while
+                the command runs, of any length and in bounded memory (a command that
+                reads slowly slows the iteration). The iteration stops, and what it had
+                not yet sent is dropped, when the command ends.
             timeout: seconds before the server kills it (capped by the server's limit).
             on_output: called with each :class:`OutputChunk` as it arrives (may be async).
             collect: keep the output in the result (turn off when streaming big output).
 
         Raises:
             RemoteError: ``bad_request``, ``not_allowed``, ``not_found``, ``busy``, ...
+            FramekitError: a streamed stdin, and a server that cannot take one.
         """
         if (argv is None) == (shell is None):
             raise ValueError("give exactly one of argv or shell")
+        streamed = not isinstance(stdin, bytes | bytearray | memoryview)
+        if streamed and "stdin" not in self.server_info.get("features", ()):
+            raise FramekitError(
+                "this server cannot take a streamed stdin (it predates the 'stdin' feature); "
+                "send stdin as bytes"
+            )
         async with self._lock:
             await self._resynchronise()
             rid = self._new_id()
@@ -350,9 +430,28 @@ class Client:
                 header["shell"] = shell
             if timeout is not None:
                 header["timeout"] = timeout
-            await self.stream.send_message(header, stdin)
+            if streamed:
+                header["stdin"] = "stream"
+                await self.stream.send_message(header)
+            else:
+                await self.stream.send_message(header, stdin)
             try:
-                return await self._run_replies(rid, argv, shell, on_output, collect)
+                if not streamed:
+                    return await self._run_replies(rid, argv, shell, on_output, collect)
+                async with trio.open_nursery() as nursery:
+                    feeder = _StdinFeeder(self.stream, rid, stdin, self._reply_timeout)  # type: ignore[arg-type]
+                    nursery.start_soon(feeder.run)
+                    try:
+                        return await self._run_replies(rid, argv, shell, on_output, collect)
+                    finally:
+                        feeder.stop()
+            except BaseExceptionGroup as group:
+                try:
+                    raise_single(group)
+                except BaseException as exc:
+                    if not isinstance(exc, RemoteError | RemoteProtocolError):
+                        await self._abandon(rid, cancel=True)
+                    raise
             except BaseException as exc:
                 if not isinstance(exc, RemoteError | RemoteProtocolError):
                     await self._abandon(rid, cancel=True)
@@ -395,6 +494,8 @@ class Client:
                 truncated=bool(fields.get("truncated")),
                 stdout_bytes=int(fields.get("stdout_bytes", 0)),
                 stderr_bytes=int(fields.get("stderr_bytes", 0)),
+                timeout_limit=_number(fields.get("timeout_limit")),
+                reason=_text(fields.get("reason")),
             )
 
     async def ping(self) -> float:

@@ -40,7 +40,9 @@ from ._files import refusal_for
 from ._log_text import escape, shell_words, show
 from ._processes import CommandOutcome, run_command_streaming
 from ._protocol import (
+    FEATURES,
     PROTOCOL_VERSION,
+    STDIN_CHUNK_MAX,
     BadRequest,
     ErrorCode,
     FileRequest,
@@ -92,6 +94,29 @@ def _tls_reason(error: ssl.SSLError) -> str:
     return error.reason or str(error)
 
 
+def _cancelled_exit(
+    request: RunRequest, elapsed: float, reason: str, limit: float | None
+) -> dict[str, Any]:
+    """The ``exit`` message of a command that was stopped before it ended."""
+    return {
+        "type": "exit",
+        "id": request.id,
+        "status": "cancelled",
+        "reason": reason,
+        "returncode": None,
+        "signal": None,
+        "duration": round(elapsed, 6),
+        "stdout_bytes": 0,
+        "stderr_bytes": 0,
+        "truncated": False,
+        "timeout_limit": limit,
+    }
+
+
+class _Logged(FramekitError):
+    """The connection ends, and its one log line has been written already."""
+
+
 class _CloseAfterReply(FramekitError):
     """A refused request whose body is too big to skip: reply, then close."""
 
@@ -133,11 +158,10 @@ class Connection:
         Never raises for anything a client does: each ending is one log line.
         """
         try:
-            with self.scope:
-                try:
-                    await self._serve()
-                except Exception as exc:  # every ending, mapped in one place
-                    await self._end_with(exc)
+            try:
+                await self._serve()
+            except Exception as exc:  # every ending, mapped in one place
+                await self._end_with(exc)
             if self.evicted:
                 log.warning(
                     "%s dropped before authenticating: %d other connections were "
@@ -166,17 +190,17 @@ class Connection:
             await self.stream.aclose()
 
     async def _serve(self) -> None:
-        if not await self._handshake():
+        # Only an unauthenticated connection can be evicted (``scope`` cancelled): the
+        # scope covers the handshake alone, so an authenticated, idle connection holds
+        # no cancel scope of its own (~600 bytes each).
+        done = False
+        with self.scope:
+            done = await self._handshake()
+        if not done or self.evicted:
             return
         self.authenticated = True
         self.server.unauthenticated.pop(self, None)
-        try:
-            # Watchers of long commands run here: one nursery per connection rather
-            # than one per request.
-            async with trio.open_nursery() as self.watchers:
-                await self._requests()
-        except BaseExceptionGroup as group:
-            raise_single(group)
+        await self._requests()
 
     async def _end_with(self, exc: Exception) -> None:
         """One log line for how the connection ended, and the client told if it can be."""
@@ -206,6 +230,8 @@ class Connection:
             await self._last_words(ErrorCode.BAD_REQUEST, str(exc))
         elif isinstance(exc, _CloseAfterReply):
             await self._linger()
+        elif isinstance(exc, _Logged):
+            pass
         elif isinstance(exc.__cause__, ssl.SSLError) and not self.authenticated:
             log.warning("%s: TLS handshake failed: %s", peer, _tls_reason(exc.__cause__))
         elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
@@ -265,6 +291,7 @@ class Connection:
             "auth": "none",
             "shell": config.allow_shell,
             "files": config.upload_dir is not None,
+            "features": list(FEATURES),
         }
         token = config.token
         if token is None:
@@ -309,9 +336,9 @@ class Connection:
     async def _request(self, message: IncomingMessage) -> None:
         fields = message.header.fields
         request_id = reply_id(fields)
-        if fields.get("type") == "cancel":
-            # The request it names has already ended (a cancel that crossed its exit
-            # message on the wire): nothing to stop, nothing to answer.
+        if fields.get("type") in ("cancel", "stdin"):
+            # For a command that has already ended (a cancel, or the tail of its stdin,
+            # that crossed its exit message on the wire): nothing to do or answer.
             await self._discard(message)
             return
         try:
@@ -422,8 +449,14 @@ class Connection:
                     ErrorCode.BUSY,
                 ) from None
         try:
-            await self._run_process(request, stdin)
+            # The watcher of a long command runs in a nursery of this request's: an
+            # idle connection keeps no nursery (~1.2 KiB each).
+            async with trio.open_nursery() as self.watchers:
+                await self._run_process(request, stdin)
+        except BaseExceptionGroup as group:
+            raise_single(group)
         finally:
+            self.watchers = None
             slots.release()
 
     async def _run_process(self, request: RunRequest, stdin: bytes) -> None:
@@ -433,6 +466,7 @@ class Connection:
         watchers = self.watchers
         outcome: CommandOutcome | None = None
         stopped_by: str | None = None  # "cancel" or "gone", if the client stopped it
+        violation: ProtocolError | None = None  # what the client broke while it ran
         start_error: OSError | None = None
         args: Sequence[str] | str = (
             request.shell if request.shell is not None else (request.argv or ())
@@ -445,11 +479,17 @@ class Connection:
         # While it runs, the client may stay silent (the command's timeout bounds it);
         # output must still be read within idle_timeout.
         self.deadline.enter(
-            "reading the command's output", timeout=config.idle_timeout, receive_timeout=math.inf
+            "sending the command's output", timeout=config.idle_timeout, receive_timeout=math.inf
         )
         start = trio.current_time()
+        limit = request.timeout or config.command_timeout  # already capped at the latter
         # The watcher's cancel scope and its "ended" event, once it has been started.
         watching: tuple[trio.CancelScope, trio.Event] | None = None
+        # A streamed stdin: the watcher hands each chunk over as the pipe takes it.
+        stdin_in: trio.MemorySendChannel[bytes] | None = None
+        stdin_out: trio.MemoryReceiveChannel[bytes] | None = None
+        if request.stdin_stream:
+            stdin_in, stdin_out = trio.open_memory_channel[bytes](0)
         with trio.CancelScope() as command_scope:
 
             def stop(reason: str) -> None:
@@ -463,22 +503,31 @@ class Connection:
                 )
 
             async def watch_client(scope: trio.CancelScope, ended: trio.Event) -> None:
-                # While a command runs the client may send `cancel` for it, pipeline its
-                # next request (served after this one), or hang up.
+                # While a command runs the client may send its stdin, `cancel` it,
+                # pipeline its next request (served after this one), or hang up.
+                nonlocal violation
                 try:
                     with scope:
                         while True:
                             try:
                                 incoming = await stream.receive_message_stream()
-                            except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError):
+                                fields = incoming.header.fields
+                                kind, own = fields.get("type"), fields.get("id") == request.id
+                                if kind == "stdin" and own and stdin_in is not None:
+                                    await self._pass_stdin(incoming, stdin_in)
+                                    continue
+                            except (trio.EndOfChannel, trio.BrokenResourceError):
                                 stop("gone")
                                 return
-                            fields = incoming.header.fields
-                            if fields.get("type") != "cancel" or incoming.size:
+                            except ProtocolError as exc:
+                                violation = exc
+                                stop("gone")
+                                return
+                            if kind not in ("cancel", "stdin") or incoming.size:
                                 self.pending = incoming  # served when this one has ended
                                 return
                             await incoming.discard()  # size 0: only its end is pending
-                            if fields.get("id") == request.id:
+                            if kind == "cancel" and own:
                                 stop("cancel")
                                 return
                 finally:
@@ -486,20 +535,25 @@ class Connection:
 
             def start_watching() -> None:
                 nonlocal watching
+                if watching is not None:
+                    return  # already watching: a streamed stdin starts it at once
                 watching = (trio.CancelScope(), trio.Event())
                 watchers.start_soon(watch_client, *watching)
 
             # The command runs in this task (one task fewer per request); stop() cancels
             # it through command_scope, which absorbs that cancellation.
+            if stdin_in is not None:
+                start_watching()  # the client sends stdin from the start
             try:
                 outcome = await run_command_streaming(
                     args,
                     sink=sink,
                     stdin=stdin,
+                    stdin_stream=stdin_out,
                     shell=request.shell is not None,
                     cwd=config.workdir,
                     env=self.server.command_env,
-                    timeout=request.timeout or config.command_timeout,
+                    timeout=limit,
                     max_output=config.max_output,
                     # a vanished client's command is killed at once; on server
                     # shutdown it gets SIGTERM and the grace period first
@@ -509,13 +563,28 @@ class Connection:
                 )
             except OSError as exc:
                 start_error = exc
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                # The output could not be sent: the client left, or stopped reading
+                # (StreamTimeout). The group was killed at once.
+                why = f"timed out: {exc}" if isinstance(exc, StreamTimeout) else "left"
+                log.info(
+                    "%s %s, during request %s (%s); killed it",
+                    self.peer,
+                    why,
+                    show(request.id),
+                    described,
+                )
+                raise _Logged(str(exc)) from exc
             except trio.Cancelled:
+                if command_scope.cancel_called:
+                    raise  # stop(): the client cancelled it or left; handled below
                 log.info(
                     "%s request %s (%s) stopped: the server is shutting down",
                     self.peer,
                     show(request.id),
                     described,
                 )
+                await self._last_exit(request, trio.current_time() - start)
                 raise
         if watching is not None:  # the command ran long enough to be watched: end that
             watcher_scope, watcher_ended = watching
@@ -536,11 +605,13 @@ class Connection:
                 f"cannot run {request.program!r}: {reason}",
                 ErrorCode.NOT_FOUND if missing else ErrorCode.NOT_EXECUTABLE,
             )
+        if violation is not None:
+            raise violation
         if stopped_by == "gone":
             log.info(
                 "%s left during request %s (%s); killed it", self.peer, show(request.id), described
             )
-            raise trio.BrokenResourceError("the client disconnected during a command")
+            raise _Logged("the client disconnected during a command")
         if stopped_by is not None or outcome is None:
             log.info(
                 "%s request %s (%s) cancelled after %.3f s",
@@ -549,19 +620,7 @@ class Connection:
                 described,
                 elapsed,
             )
-            await stream.send_message(
-                {
-                    "type": "exit",
-                    "id": request.id,
-                    "status": "cancelled",
-                    "returncode": None,
-                    "signal": None,
-                    "duration": round(elapsed, 6),
-                    "stdout_bytes": 0,
-                    "stderr_bytes": 0,
-                    "truncated": False,
-                }
-            )
+            await stream.send_message(_cancelled_exit(request, elapsed, "client", limit))
             return
         log.info(
             "%s request %s (%s): %s rc=%s signal=%s in %.3f s%s",
@@ -574,7 +633,37 @@ class Connection:
             outcome.duration,
             " (output truncated)" if outcome.truncated else "",
         )
-        await stream.send_message({"type": "exit", "id": request.id, **outcome.to_fields()})
+        await stream.send_message(
+            {"type": "exit", "id": request.id, **outcome.to_fields(), "timeout_limit": limit}
+        )
+
+    async def _last_exit(self, request: RunRequest, elapsed: float) -> None:
+        """The server is stopping: tell the client its command was cancelled, if that can
+        be said within ``CLOSING_TIME`` (the connection is being cancelled)."""
+        if not self.stream._state.can_send:
+            return
+        with trio.move_on_after(CLOSING_TIME, shield=True):
+            try:
+                await self.stream.send_message(_cancelled_exit(request, elapsed, "shutdown", None))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, FramekitError):
+                pass
+
+    async def _pass_stdin(
+        self, incoming: IncomingMessage, to_command: trio.MemorySendChannel[bytes]
+    ) -> None:
+        """One ``stdin`` message: its bytes to the command (waiting until the pipe took
+        them, so a command that reads slowly slows the client, never grows memory), or,
+        with ``eof``, the end of the command's input."""
+        if incoming.header.get("eof"):
+            await incoming.discard()
+            await to_command.aclose()
+            return
+        data = await incoming.read_all(max_size=STDIN_CHUNK_MAX)  # FrameTooLarge beyond
+        if data:
+            try:
+                await to_command.send(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the command's input is closed (it ended, or after eof): dropped
 
     # -- files -------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ..streams._groups import raise_single
+
 __all__ = ["CommandOutcome", "OutputSink", "kill_group", "run_command_streaming"]
 
 #: Bytes read from a pipe at once: the pipe's default capacity on Linux is 64 KiB.
@@ -348,10 +350,13 @@ async def run_command_streaming(
             assert proc.stdin is not None
             write_end = trio.lowlevel.FdStream(os.dup(proc.stdin.fileno()))
             proc.stdin.close()  # the FdStream's copy is now the only write end
-            async with trio.open_nursery() as feeding:
-                feeding.start_soon(_feed, write_end, stdin_stream)
-                returncode = await pump.run(deadline, start + slow_after, on_slow)
-                feeding.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as feeding:
+                    feeding.start_soon(_feed, write_end, stdin_stream)
+                    returncode = await pump.run(deadline, start + slow_after, on_slow)
+                    feeding.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                raise_single(group)  # a cancellation stays a Cancelled (grace, then kill)
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             if isinstance(exc, trio.Cancelled):  # asked to stop: SIGTERM and a grace first

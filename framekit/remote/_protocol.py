@@ -21,9 +21,11 @@ from .._errors import FramekitError, RemoteProtocolError
 
 __all__ = [
     "DEFAULT_PORT",
+    "FEATURES",
     "FINAL_REPLIES",
     "NAME_MAX",
     "PROTOCOL_VERSION",
+    "STDIN_CHUNK_MAX",
     "TEMP_PREFIX",
     "AuthenticationError",
     "ErrorCode",
@@ -56,6 +58,10 @@ NAME_MAX: Final = 255
 _NAME_BYTES_MAX: Final = 4000
 #: Prefix of the server's temporary upload files: reserved, so no client can name one.
 TEMP_PREFIX: Final = ".framekit-upload-"
+#: Optional parts of protocol 1 that a server's greeting lists under ``features``.
+FEATURES: Final = ("ping", "stdin")
+#: Largest body of one ``stdin`` message (a client sends at most 64 KiB at a time).
+STDIN_CHUNK_MAX: Final = 1024 * 1024
 #: Reply types that end a request (after ``output`` messages, for ``run``).
 FINAL_REPLIES: Final = frozenset({"exit", "error", "stored", "file", "pong"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -187,13 +193,18 @@ class BadRequest(FramekitError):
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """Run a program: ``argv`` without a shell, or ``shell`` (a string) if the server allows it."""
+    """Run a program: ``argv`` without a shell, or ``shell`` (a string) if the server allows it.
+
+    Its stdin is the request's body (``stdin_size`` bytes), or, with ``stdin_stream``,
+    the ``stdin`` messages that follow the request while the command runs.
+    """
 
     id: Any
     argv: tuple[str, ...] | None
     shell: str | None
     timeout: float | None
     stdin_size: int
+    stdin_stream: bool = False
 
     @property
     def program(self) -> str:
@@ -244,6 +255,8 @@ def _request_id(header: Mapping[str, Any]) -> Any:
     if rid is None or (isinstance(rid, _ID_OK) and not isinstance(rid, bool)):
         if isinstance(rid, str) and (len(rid) > 200 or not _is_utf8(rid)):
             raise BadRequest("'id' must be valid Unicode of at most 200 characters")
+        if isinstance(rid, int) and not -(2**63) <= rid < 2**63:
+            raise BadRequest("an integer 'id' must fit in 64 bits")
         return rid
     raise BadRequest(f"'id' must be an integer or a string, not {_preview(rid)}")
 
@@ -319,16 +332,28 @@ def parse_request(header: Mapping[str, Any], *, max_timeout: float) -> Request:
         timeout = header.get("timeout")
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-                raise BadRequest(f"'timeout' must be a number of seconds, not {timeout!r}")
-            if not (math.isfinite(timeout) and timeout > 0):
-                raise BadRequest(f"'timeout' must be a positive number of seconds, not {timeout!r}")
-            timeout = min(float(timeout), max_timeout)
+                raise BadRequest(f"'timeout' must be a number of seconds, not {_preview(timeout)}")
+            try:
+                seconds = float(timeout)
+            except OverflowError:  # an integer beyond any float: JSON allows 4300 digits
+                seconds = math.inf
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise BadRequest(
+                    f"'timeout' must be a positive number of seconds, not {_preview(timeout)}"
+                )
+            timeout = min(seconds, max_timeout)
+        stdin = header.get("stdin")
+        if stdin not in (None, "stream"):
+            raise BadRequest(f"'stdin' must be \"stream\" if given, not {_preview(stdin)}")
+        if stdin == "stream" and size:
+            raise BadRequest("a run request with a streamed stdin has no body")
         return RunRequest(
             id=rid,
             argv=tuple(argv) if argv is not None else None,
             shell=shell,
             timeout=timeout,
             stdin_size=size,
+            stdin_stream=stdin == "stream",
         )
     if kind == "ping":
         if size:

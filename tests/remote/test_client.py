@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -206,3 +207,52 @@ async def test_put_to_a_server_without_uploads_sends_nothing(
             await client.put(local)
         assert info.value.code == "not_allowed"
         assert (await client.run(["true"])).ok
+
+
+async def test_streamed_stdin_of_any_length(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery)
+
+    async def megabytes(n: int) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield b"z" * (1024 * 1024)
+
+    async with await connect(addrs) as client:
+        assert "stdin" in client.server_info["features"]
+        result = await client.run(["wc", "-c"], stdin=megabytes(40))  # over max_stdin
+        assert result.stdout.strip() == str(40 * 1024 * 1024).encode()
+        assert (await client.run(["echo", "next"])).stdout == b"next\n"
+
+
+async def test_streamed_stdin_that_never_ends_stops_with_the_command(
+    nursery: trio.Nursery,
+) -> None:
+    addrs = await start_server(nursery)
+
+    async def tail_f() -> AsyncIterator[bytes]:
+        yield b"first line\n"
+        await trio.sleep_forever()  # like `tail -f`: no more input, and no end
+        yield b""  # pragma: no cover
+
+    async with await connect(addrs) as client:
+        with trio.fail_after(10):
+            result = await client.run(["head", "-n", "1"], stdin=tail_f())
+        assert result.stdout == b"first line\n" and result.ok
+        assert (await client.run(["echo", "still in step"])).stdout == b"still in step\n"
+
+
+async def test_streamed_stdin_needs_a_server_that_offers_it(nursery: trio.Nursery) -> None:
+    async def old_server(stream: trio.SocketStream) -> None:
+        await framekit.MessageStream(stream).send_message(
+            {"type": "hello", "protocol": 1, "auth": "none"}
+        )
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, old_server, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+
+    async def one() -> AsyncIterator[bytes]:
+        yield b"x"
+
+    async with await framekit.Client.connect("127.0.0.1", port) as client:
+        with pytest.raises(framekit.FramekitError, match="cannot take a streamed stdin"):
+            await client.run(["cat"], stdin=one())

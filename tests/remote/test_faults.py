@@ -609,7 +609,8 @@ async def test_reader_that_stops_reading_is_cut_in_flat_memory(tmp_path: Path) -
     assert idle * 0.9 <= cut_after <= idle + 3
     assert growth < 20
     assert any(
-        "timed out" in line and "reading the command's output" in line for line in server.log
+        "timed out" in line and "sending the command's output" in line and "killed it" in line
+        for line in server.log
     )
     assert_clean_process_log(server.log)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import signal
+from pathlib import Path
 
 import pytest
 import trio
@@ -179,3 +180,67 @@ async def test_on_slow_is_called_once_for_a_long_command_only() -> None:
         ["true"], sink=Sink(), slow_after=5, on_slow=lambda: calls.append(0.0)
     )
     assert len(calls) == 1
+
+
+async def test_streamed_stdin_flows_with_backpressure_and_ends_at_eof() -> None:
+    sink = Sink()
+    send, receive = trio.open_memory_channel[bytes](0)
+    chunk = b"x" * 65536
+    sent: list[int] = []
+
+    async def client() -> None:
+        async with send:
+            for i in range(64):  # 4 MiB, far more than a pipe holds
+                await send.send(chunk)  # waits until the pipe took the previous one
+                sent.append(i)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client)
+        outcome = await run_command_streaming(["wc", "-c"], sink=sink, stdin_stream=receive)
+    assert outcome.returncode == 0 and sink.joined("stdout").strip() == b"4194304"
+    assert len(sent) == 64
+
+
+async def test_streamed_stdin_to_a_command_that_stops_reading_never_blocks_the_sender() -> None:
+    sink = Sink()
+    send, receive = trio.open_memory_channel[bytes](0)
+
+    async def endless() -> None:
+        async with send:
+            while True:
+                try:
+                    await send.send(b"y\n" * 10_000)
+                except trio.BrokenResourceError:
+                    return  # the command has ended: its stdin is gone
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(endless)
+            outcome = await run_command_streaming(
+                ["head", "-c", "5"], sink=sink, stdin_stream=receive
+            )
+    assert outcome.returncode == 0 and sink.joined("stdout") == b"y\ny\ny"
+
+
+async def test_cancelling_a_command_with_streamed_stdin_still_gives_its_grace(
+    tmp_path: Path,
+) -> None:
+    # A cancellation through the stdin-feeding nursery once came out as an exception
+    # group: the group was SIGKILLed at once, without SIGTERM and the grace period.
+    sink = Sink()
+    send, receive = trio.open_memory_channel[bytes](0)
+    mark = tmp_path / "term"
+    script = f"trap 'echo term > {mark}; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
+    with trio.move_on_after(5):
+        async with send, trio.open_nursery() as nursery:
+
+            async def cancel_when_ready() -> None:
+                while b"ready" not in sink.joined("stdout"):
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(cancel_when_ready)
+            await run_command_streaming(
+                ["sh", "-c", script], sink=sink, stdin_stream=receive, shutdown_grace=3
+            )
+    assert mark.read_text() == "term\n"  # it got SIGTERM, and the time to handle it
