@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from ._exit import (
     run_trio,
 )
 from ._hosts import parse_hosts
-from ._output import Grouped, Prefixed, Raw, host_json, print_json_line
+from ._output import Grouped, JsonLines, Prefixed, Raw, host_json, print_json_line
 from ._transfer import transfer
 
 __all__ = ["send"]
@@ -382,6 +383,7 @@ def _run_one(
     argv, shell_cmd = _argv(command, shell)
     label = framekit.format_address(*target)
     writer = Raw()
+    lines = JsonLines() if json_out else None
     forward_stdin = not no_stdin and sys.stdin is not None and not sys.stdin.isatty()
 
     async def main() -> framekit.CommandResult:
@@ -393,18 +395,24 @@ def _run_one(
                 shell=shell_cmd,
                 stdin=_stdin_chunks() if forward_stdin else b"",
                 timeout=timeout,
-                on_output=None if json_out else writer,
-                collect=json_out,  # streamed output is written as it comes, never kept
+                # written as it comes, or for --json kept on disk once big: never whole
+                # in memory
+                on_output=writer if lines is None else partial(lines.feed, label),
+                collect=False,
             )
 
     def json_error(exc: Exception) -> None:
         if json_out:  # a result object even when there is no result
             print_json_line(host_json(label, None, exc))
 
-    result = run_trio(lambda: trio.run(main), failure_code=_refusal_code, on_error=json_error)
-    code = _report_ending(result, timeout)
-    if json_out:
-        print_json_line(host_json(label, result, None))
+    try:
+        result = run_trio(lambda: trio.run(main), failure_code=_refusal_code, on_error=json_error)
+        code = _report_ending(result, timeout)
+        if lines is not None:
+            lines.write(label, result, None)
+    finally:
+        if lines is not None:
+            lines.close()
     raise typer.Exit(code)
 
 
@@ -464,17 +472,22 @@ def _run_many(
     argv, shell_cmd = _argv(command, shell)
     prefixed = Prefixed() if not (group or json_out) else None
     grouped = Grouped() if group else None
+    lines = JsonLines() if json_out else None
 
     def done(result: framekit.HostResult[framekit.CommandResult]) -> None:
         if prefixed is not None:
             prefixed.close(result.label)
-        if json_out:
-            print_json_line(host_json(result.label, result.result, result.error))
+        if grouped is not None:
+            grouped.finish(result.label)
+        if lines is not None:
+            lines.write(result.label, result.result, result.error)
 
     async def main() -> list[framekit.HostResult[framekit.CommandResult]]:
         on_output = prefixed.feed if prefixed is not None else None
         if grouped is not None:
             on_output = grouped.feed
+        if lines is not None:
+            on_output = lines.feed
         return await framekit.fan_out(
             targets,
             argv,
@@ -484,15 +497,20 @@ def _run_many(
             retry=link.retry,
             timeout=timeout,
             on_output=on_output,
-            collect=json_out,
+            collect=False,  # kept output goes to spools, on disk once it is big
             parallel=parallel,
             deadline=deadline,
             on_done=done,
         )
 
-    results = run_trio(lambda: trio.run(main))
-    if grouped is not None:
-        grouped.write([r.label for r in results])
+    try:
+        results = run_trio(lambda: trio.run(main))
+        if grouped is not None:
+            grouped.write([r.label for r in results])
+    finally:
+        for kept in (grouped, lines):
+            if kept is not None:
+                kept.close()
     if not json_out:
         console(stderr=True).print(_render.fan_out_summary(results))
     raise typer.Exit(hosts_exit_code(results))
