@@ -154,3 +154,48 @@ def test_a_timeout_capped_by_the_server_says_whose_limit(tmp_path: Path) -> None
         result = send(server, "--timeout", "100", server.tcp, "--", "sleep", "5")
     assert result.returncode == 124
     assert b"timed out after 0.3 s (the server's limit; you asked for 100 s)" in result.stderr
+
+
+def _run_on_a_terminal(argv: list[str]) -> tuple[int, bytes]:
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal; its exit code and all it
+    wrote there (read until it closes)."""
+    import os
+    import pty
+
+    main_fd, sub_fd = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=sub_fd, stderr=sub_fd, close_fds=True
+    )
+    os.close(sub_fd)
+    out = b""
+    try:
+        while True:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(main_fd)
+    return proc.wait(timeout=60), out
+
+
+def test_progress_bars_and_colours_on_a_terminal_and_not_in_pipes(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (64 * 1024 * 1024))
+    with ServerProcess(tmp_path, "--upload-dir", str(uploads)) as server:
+        code, shown = _run_on_a_terminal([str(server.exe), "send", server.tcp, "--put", str(big)])
+        assert code == 0
+        assert b"put " in shown and b"\x1b[" in shown  # a drawn, coloured progress bar
+        assert shown.rstrip().endswith(b"(verified)")  # and it is gone after the end
+        piped = send(server, server.tcp, "--put", str(big))
+        assert piped.returncode == 0 and b"\x1b[" not in piped.stdout + piped.stderr
+        port = server.tcp.rsplit(":", 1)[1]
+        hosts = ["-H", f"127.0.0.1:{port},localhost:{port}", "--", "echo", "x"]
+        code, shown = _run_on_a_terminal([str(server.exe), "send", *hosts])
+        assert code == 0 and b"\x1b[1m" in shown  # bold host names on a terminal
+        assert b"\x1b[" not in send(server, *hosts).stdout  # never in a pipe
