@@ -1,5 +1,6 @@
-# Shared by scripts/*: create ./.venv and install framekit with the given extras,
-# skipping the install when pyproject.toml has not changed since the last one.
+# Shared by scripts/*: create ./.venv and install framekit with the given extras ("" for
+# the package alone), skipping the install when pyproject.toml has not changed since the
+# last one. An install with extras also covers every smaller one ("dev" covers "").
 ensure_venv() {
     local extras="$1"
     local py="${PYTHON:-}"
@@ -12,13 +13,17 @@ ensure_venv() {
         done
     fi
     [ -n "$py" ] || { echo "framekit needs Python >= 3.11 on PATH (or set PYTHON=...)" >&2; exit 1; }
-    [ -x .venv/bin/python ] || "$py" -m venv .venv
-    local stamp=".venv/.installed-$extras"
-    local want
+    local want stamp
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e ".[$extras]"
-        echo "$want" > "$stamp"
-    fi
+    for stamp in ".venv/.installed-${extras:-base}" .venv/.installed-dev; do
+        if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+            return 0
+        fi
+    done
+    echo "installing framekit${extras:+ with its $extras tools} into .venv..." >&2
+    [ -x .venv/bin/python ] || "$py" -m venv .venv
+    local target="."
+    [ -n "$extras" ] && target=".[$extras]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+    echo "$want" > ".venv/.installed-${extras:-base}"
 }

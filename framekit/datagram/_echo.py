@@ -17,6 +17,7 @@ from typing import Any, Final, NoReturn
 
 import trio
 
+from ..streams import format_address
 from ._socket import RECEIVE_BUFFER, SOCKET_BUFFER, open_udp_socket
 
 __all__ = ["UdpEchoStats", "serve_udp_echo"]
@@ -149,7 +150,7 @@ async def serve_udp_echo(
         sock.settimeout(_STOP_POLL)
         name = sock.getsockname()
         stats.bound = [(str(name[0]), int(name[1]))]
-        log.info("UDP echo on %s:%s", name[0], name[1])
+        log.info("UDP echo listening on udp://%s", format_address(str(name[0]), int(name[1])))
         task_status.started(stats.bound)
         stop, done = threading.Event(), threading.Event()
         try:

@@ -126,7 +126,7 @@ class DeadlineStream(trio.abc.Stream):
 
         Raises:
             StreamTimeout: nothing arrived in time.
-            The transport's own errors.
+            trio.BrokenResourceError: the transport failed (and its other errors).
         """
         timeout = self.receive_timeout
         limit = self._limit(timeout)
@@ -141,7 +141,7 @@ class DeadlineStream(trio.abc.Stream):
 
         Raises:
             StreamTimeout: the peer stopped reading (no piece went out in time).
-            The transport's own errors.
+            trio.BrokenResourceError: the transport failed (and its other errors).
         """
         timeout = self.send_timeout
         if timeout == math.inf and self.deadline == math.inf:

@@ -694,3 +694,16 @@ def test_json_logs_for_log_shippers() -> None:
         assert doc["logger"] == "framekit.server" and doc["time"].endswith("+00:00")
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_documented_send_json_fields_match_the_output(server: LiveServer, closed_port: int) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "cli.md").read_text()
+    section = page[page.index("### `framekit send --json`") :]
+    ok = json.loads(runner.invoke(app, ["send", "--json", server.tcp, "--", "true"]).stdout)
+    failed = json.loads(
+        runner.invoke(app, ["send", "--json", f"127.0.0.1:{closed_port}", "--", "true"]).stdout
+    )
+    ping = json.loads(runner.invoke(app, ["send", "--json", server.udp, "--datagram", "x"]).stdout)
+    for key in [*ok, *failed, *failed["error"], *ping]:
+        assert f"`{key}`" in section, f"{key} is not documented"
+    assert f"`{failed['error']['code']}`" in section
