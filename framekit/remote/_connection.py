@@ -36,7 +36,7 @@ from .._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooL
 from .._version import __version__
 from ..streams import DeadlineStream, IncomingMessage, MessageStream, StreamTimeout
 from ..streams._groups import raise_single
-from ._files import refusal_for
+from ._files import UploadDirectory, refusal_for
 from ._log_text import escape, shell_words, show
 from ._processes import CommandOutcome, run_command_streaming
 from ._protocol import (
@@ -128,7 +128,7 @@ class Connection:
         peer: ``host:port`` of the client, for logs.
         host: the client's address, for the authentication throttle.
         authenticated: the handshake succeeded.
-        scope: cancels this connection (set while :meth:`serve` runs).
+        scope: cancels the handshake, to drop this connection for a newer one.
         evicted: closed to make room for a newer unauthenticated connection.
     """
 
@@ -667,7 +667,7 @@ class Connection:
 
     # -- files -------------------------------------------------------------------------
 
-    def _uploads_or_refuse(self) -> Any:
+    def _uploads_or_refuse(self) -> UploadDirectory:
         uploads = self.server.uploads
         if uploads is None:
             raise BadRequest(
