@@ -55,13 +55,32 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from ._serve import ServerAddresses as ServerAddresses
     from ._serve import serve as serve
     from ._serve import serve_until_signal as serve_until_signal
+    from .compare import COMPARE_SCHEMA as COMPARE_SCHEMA
+    from .compare import LIFECYCLE_SCHEMA as LIFECYCLE_SCHEMA
+    from .compare import RECV_SCHEMA as RECV_SCHEMA
+    from .compare import BindAttempt as BindAttempt
     from .compare import BurstResult as BurstResult
+    from .compare import ClosingRun as ClosingRun
     from .compare import CompareOptions as CompareOptions
     from .compare import CompareReport as CompareReport
+    from .compare import HandshakeResult as HandshakeResult
+    from .compare import LifecycleLesson as LifecycleLesson
+    from .compare import LifecycleOptions as LifecycleOptions
     from .compare import Piece as Piece
+    from .compare import RebindResult as RebindResult
+    from .compare import RecvCall as RecvCall
+    from .compare import RecvLesson as RecvLesson
+    from .compare import RecvOptions as RecvOptions
+    from .compare import RecvStep as RecvStep
+    from .compare import RepeatReport as RepeatReport
+    from .compare import TcpStates as TcpStates
     from .compare import WayResult as WayResult
+    from .compare import WayTally as WayTally
     from .compare import cycle_sizes as cycle_sizes
     from .compare import run_compare as run_compare
+    from .compare import run_compare_repeated as run_compare_repeated
+    from .compare import run_lifecycle_lesson as run_lifecycle_lesson
+    from .compare import run_recv_lesson as run_recv_lesson
     from .datagram import MAX_UDP6_PAYLOAD as MAX_UDP6_PAYLOAD
     from .datagram import MAX_UDP_PAYLOAD as MAX_UDP_PAYLOAD
     from .datagram import DatagramReply as DatagramReply
@@ -125,9 +144,28 @@ _LAZY: dict[str, str] = {
             "CompareOptions",
             "CompareReport",
             "Piece",
+            "RepeatReport",
             "WayResult",
+            "WayTally",
             "cycle_sizes",
             "run_compare",
+            "COMPARE_SCHEMA",
+            "LIFECYCLE_SCHEMA",
+            "BindAttempt",
+            "ClosingRun",
+            "HandshakeResult",
+            "LifecycleLesson",
+            "LifecycleOptions",
+            "RebindResult",
+            "TcpStates",
+            "run_lifecycle_lesson",
+            "RECV_SCHEMA",
+            "RecvCall",
+            "RecvLesson",
+            "RecvOptions",
+            "RecvStep",
+            "run_recv_lesson",
+            "run_compare_repeated",
         ],
         ".compare",
     ),

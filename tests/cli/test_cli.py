@@ -97,31 +97,16 @@ class TestCompare:
         result = runner.invoke(app, ["compare", "--json", "--sleep", "0.001", "--burst", "500"])
         assert result.exit_code == 0, result.output
         doc = json.loads(result.output)
-        assert doc["schema"] == 1
-        assert set(doc) == {"schema", "options", "ways", "burst"}
+        assert doc["schema"] == framekit.COMPARE_SCHEMA
+        assert set(doc) == {"schema", "options", "ways", "skipped", "burst"}
         ways = {w["key"]: w for w in doc["ways"]}
         assert list(ways) == ["raw", "sleep", "ack", "framed", "udp"]
-        for way in ways.values():
-            assert set(way) >= {
-                "title",
-                "transport",
-                "sent",
-                "received",
-                "pieces",
-                "boundaries_kept",
-                "merged",
-                "split",
-                "bytes_lost",
-                "transport_reads",
-                "elapsed",
-                "messages_per_second",
-                "note",
-            }
         assert not ways["raw"]["boundaries_kept"] and ways["raw"]["merged"] > 0
         assert (
             ways["framed"]["boundaries_kept"]
             and ways["framed"]["received"] == ways["framed"]["sent"]
         )
+        assert ways["udp"]["boundaries_kept"] and ways["udp"]["truncated"] == 1
         assert ways["udp"]["bytes_lost"] == 3000 - 1024
         assert doc["burst"]["sent"] == 500
         assert doc["burst"]["received"] + doc["burst"]["lost"] == 500
@@ -134,16 +119,97 @@ class TestCompare:
         assert svg.read_text().startswith("<svg")
 
     @pytest.mark.parametrize(
+        "args",
+        [
+            [],
+            ["--count", "1000", "--size", "1000", "--sleep", "0"],
+            ["--read-size", "1", "--size", "3000", "--count", "20", "--burst", "0"],
+            ["--count", "20000", "--size", "1", "--burst", "0", "--sleep", "0"],
+            ["--repeat", "3", "--burst", "0", "--sleep", "0"],
+            ["recv"],
+            ["lifecycle"],
+        ],
+        ids=["default", "1000x1000", "read-size-1", "20k", "repeat", "recv", "lifecycle"],
+    )
+    def test_every_drawing_fits_80_columns_whatever_the_run(self, args: list[str]) -> None:
+        result = runner.invoke(app, ["compare", *args], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert len(lines) < 70  # summarised: not one line per message
+        assert "…" not in "".join(ln for ln in lines if "way" in ln)  # no cut column names
+
+    def test_long_runs_are_summarised(self) -> None:
+        args = ["compare", "--count", "1000", "--size", "1000", "--sleep", "0", "--burst", "0"]
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert "1,000 messages of 1000 bytes each" in result.output
+        assert "… +991 messages" in result.output and "… +" in result.output.split("sent")[1]
+
+    def test_the_sleep_hack_over_its_budget_is_skipped_with_the_reason(self) -> None:
+        args = ["compare", "--count", "1000", "--size", "10", "--burst", "0"]
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        assert "skipped" in result.output and "would sleep 20 s" in result.output
+
+    def test_repeat_reports_how_often(self) -> None:
+        result = runner.invoke(
+            app, ["compare", "--repeat", "3", "--burst", "0", "--sleep", "0", "--json"]
+        )
+        doc = json.loads(result.output)
+        ways = {w["key"]: w for w in doc["ways"]}
+        assert doc["runs"] == 3 and ways["framed"]["exact"] == 3 and ways["raw"]["merged"] == 3
+        text = runner.invoke(app, ["compare", "--repeat", "3", "--burst", "0", "--sleep", "0"])
+        assert "raw TCP merged in 3/3" in text.output and "framekit exact in 3/3" in text.output
+
+    def test_the_reader_option_reaches_the_experiment(self) -> None:
+        args = ["compare", "--json", "--reader", "eager", "--burst", "0", "--sleep", "0"]
+        doc = json.loads(runner.invoke(app, args).output)
+        assert doc["options"]["reader"] == "eager"
+        assert {w["reader"] for w in doc["ways"]} == {"eager"}
+
+    def test_recv_and_lifecycle_lessons_as_json(self) -> None:
+        recv = json.loads(runner.invoke(app, ["compare", "recv", "--json"]).output)
+        assert recv["schema"] == framekit.RECV_SCHEMA
+        assert [s["key"] for s in recv["steps"]] == [
+            "blocks",
+            "buffered",
+            "partial",
+            "closed",
+            "half_close",
+        ]
+        life = json.loads(runner.invoke(app, ["compare", "lifecycle", "--json"]).output)
+        assert life["schema"] == framekit.LIFECYCLE_SCHEMA
+        assert [c["first_closer"] for c in life["closes"]] == ["client", "server"]
+
+    def test_lessons_pass_their_options_on(self) -> None:
+        args = ["compare", "recv", "--json", "--read-size", "512", "-s", "400", "-s", "400"]
+        recv = json.loads(runner.invoke(app, args).output)
+        assert recv["options"]["read_size"] == 512 and recv["options"]["sizes"] == [400, 400]
+        args = ["compare", "lifecycle", "--json", "--count", "3"]
+        life = json.loads(runner.invoke(app, args).output)
+        assert len(life["handshake"]["samples_us"]) == 3
+
+    @pytest.mark.parametrize(
         ("args", "message"),
         [
             (["--size", "0"], "at least 1 byte"),
-            (["--size", "70000"], "at most 65507"),
+            (["--size", "16777217"], "at most 16777216 bytes"),
+            (["--size", "1", "--count", "100001"], "at most 100,000 messages"),
             (["--read-size", "0"], None),
+            (["--reader", "lazy"], None),
+            (["--repeat", "0"], None),
+            (["recv", "--sleep", "1"], "--sleep applies to the framing lesson only"),
+            (["lifecycle", "--size", "5"], "--size applies to the framing and recv lessons only"),
+            (["recv", "--count", "5"], "--count applies to the framing and lifecycle lessons"),
+            (["recv", "--host", "192.0.2.1"], "loopback address"),
+            (["recv", "--read-size", "5000"], "add up to more than read_size"),
+            (["lifecycle", "--count", "0"], None),
+            (["nosuchlesson"], None),
         ],
     )
     def test_bad_options(self, args: list[str], message: str | None) -> None:
         result = runner.invoke(app, ["compare", *args])
-        assert result.exit_code == EXIT_USAGE
+        assert result.exit_code == EXIT_USAGE, result.output
         if message:
             assert message in result.output
 
@@ -566,15 +632,32 @@ def test_result_lines_are_not_wrapped_for_scripts(server: LiveServer, tmp_path: 
     assert line.endswith("(verified)") and hashlib.sha256(b"x" * 100).hexdigest() in line
 
 
-def test_documented_compare_json_fields_match_the_output() -> None:
+def _keys(value: object) -> set[str]:
+    """Every key of a JSON document, nested ones included."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sleep", "0", "--burst", "5"],
+        ["--repeat", "2", "--sleep", "0", "--burst", "0"],
+        ["recv"],
+        ["lifecycle", "--count", "2"],
+    ],
+    ids=["framing", "repeat", "recv", "lifecycle"],
+)
+def test_documented_compare_json_fields_match_the_output(args: list[str]) -> None:
     page = (Path(__file__).parents[2] / "docs" / "reference" / "cli.md").read_text()
     section = page[
         page.index("### `framekit compare --json`") : page.index("### `framekit send --json`")
     ]
-    doc = json.loads(
-        runner.invoke(app, ["compare", "--json", "--sleep", "0", "--burst", "5"]).output
-    )
-    for key in [*doc, *doc["options"], *doc["ways"][0], *doc["burst"]]:
+    doc = json.loads(runner.invoke(app, ["compare", "--json", *args]).output)
+    for key in _keys(doc):
         assert f"`{key}`" in section, f"{key} is not documented"
 
 
