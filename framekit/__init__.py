@@ -32,6 +32,7 @@ from ._errors import IncompleteFrame as IncompleteFrame
 from ._errors import InvalidFormat as InvalidFormat
 from ._errors import ListenError as ListenError
 from ._errors import LocalProtocolError as LocalProtocolError
+from ._errors import MalformedFrame as MalformedFrame
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._version import __version__ as __version__
@@ -42,14 +43,25 @@ from .codec import END_OF_STREAM as END_OF_STREAM
 from .codec import NEED_DATA as NEED_DATA
 from .codec import TUTORIAL_FORMAT as TUTORIAL_FORMAT
 from .codec import BodyChunk as BodyChunk
+from .codec import DelimitedDecoder as DelimitedDecoder
+from .codec import DelimitedEncoder as DelimitedEncoder
+from .codec import DelimitedFormat as DelimitedFormat
 from .codec import EndOfMessage as EndOfMessage
 from .codec import FrameDecoder as FrameDecoder
 from .codec import FrameEncoder as FrameEncoder
 from .codec import FrameFormat as FrameFormat
+from .codec import Framing as Framing
 from .codec import Header as Header
 from .codec import MessageDecoder as MessageDecoder
 from .codec import MessageEncoder as MessageEncoder
+from .codec import NetstringDecoder as NetstringDecoder
+from .codec import NetstringEncoder as NetstringEncoder
+from .codec import NetstringFormat as NetstringFormat
 from .codec import Sentinel as Sentinel
+from .codec import VarintDecoder as VarintDecoder
+from .codec import VarintEncoder as VarintEncoder
+from .codec import VarintFormat as VarintFormat
+from .codec import parse_framing as parse_framing
 
 if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and docs
     from ._serve import ServerAddresses as ServerAddresses
@@ -113,6 +125,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
     from .streams import DEFAULT_MAX_BUFFER_SIZE as DEFAULT_MAX_BUFFER_SIZE
     from .streams import DEFAULT_RECEIVE_SIZE as DEFAULT_RECEIVE_SIZE
+    from .streams import BufferedByteStream as BufferedByteStream
     from .streams import DeadlineStream as DeadlineStream
     from .streams import FramedChannel as FramedChannel
     from .streams import FramedStream as FramedStream
@@ -209,6 +222,7 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(
         [
+            "BufferedByteStream",
             "CANCEL_CHECK_INTERVAL",
             "DEFAULT_IDLE_TIMEOUT",
             "DEFAULT_MAX_BUFFER_SIZE",
@@ -257,6 +271,18 @@ __all__ = sorted(
     [
         "BadHeader",
         "BodyChunk",
+        "DelimitedDecoder",
+        "DelimitedEncoder",
+        "DelimitedFormat",
+        "Framing",
+        "MalformedFrame",
+        "NetstringDecoder",
+        "NetstringEncoder",
+        "NetstringFormat",
+        "VarintDecoder",
+        "VarintEncoder",
+        "VarintFormat",
+        "parse_framing",
         "ChecksumMismatch",
         "ConnectError",
         "DEFAULT_FORMAT",

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidFormat",
     "ListenError",
     "LocalProtocolError",
+    "MalformedFrame",
     "ProtocolError",
     "RemoteProtocolError",
 ]
@@ -25,14 +26,15 @@ class FramekitError(Exception):
 
 
 class InvalidFormat(FramekitError, ValueError):
-    """A codec option is out of range (for example a length field width of 3)."""
+    """A codec option is out of range (for example a length field width of 9)."""
 
 
 class ProtocolError(FramekitError):
     """The framing rules were broken.
 
     Decoders raise it for what the peer sent; after a decoder raises one, it stays in an
-    error state and every later call raises again: there is no resynchronising on garbage.
+    error state and every later call raises again: there is no resynchronising on garbage
+    (a format's ``oversize="discard"`` skips frames over the limit instead of raising).
     Encoders raise :class:`FrameTooLarge`, :class:`HeaderTooLarge` or
     :class:`LocalProtocolError` for what you asked to send; nothing is sent then.
 
@@ -84,6 +86,15 @@ class IncompleteFrame(ProtocolError):
         super().__init__(message)
         self.expected = expected
         self.received = received
+
+
+class MalformedFrame(ProtocolError):
+    """The bytes break the framing's own rules, whatever their size.
+
+    For example a length field that counts fewer bytes than its header, a varint in more
+    bytes than it needs, a netstring whose length has a leading zero or whose payload is
+    not followed by its comma, or text that is not valid in its encoding.
+    """
 
 
 class HeaderTooLarge(ProtocolError):

@@ -1,8 +1,10 @@
-"""Sans-IO frame codec: a decoder you feed bytes, an encoder that returns bytes.
+"""Sans-IO length-field codec: a decoder you feed bytes, an encoder that returns bytes.
 
 Nothing here touches a socket or Trio. The decoder keeps received chunks in a queue and
 only joins the pieces of a frame that spans chunks, so decoding ``T`` bytes costs ``O(T)``
-however the stream is split, and a large payload is copied once.
+however the stream is split, and a large payload is copied once. A plain length prefix
+(:attr:`FrameFormat.plain`) takes a fast path; headers, adjusted lengths, stripping and
+discarding take a general one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final, Literal, final
 
-from .._errors import FrameTooLarge, IncompleteFrame, LocalProtocolError, ProtocolError
+from .._errors import (
+    FrameTooLarge,
+    IncompleteFrame,
+    InvalidFormat,
+    LocalProtocolError,
+    MalformedFrame,
+    ProtocolError,
+)
 from .._types import BytesLike, flat_bytes
 from ._format import DEFAULT_FORMAT, FrameFormat
 
@@ -40,20 +49,31 @@ class FrameEncoder:
     """Encodes payloads as length-prefixed frames in a :class:`FrameFormat`.
 
     Payloads may be any contiguous buffer; a ``memoryview`` of wider items is framed with
-    its size in bytes.
+    its size in bytes. What you encode is what the decoder returns: with a format that
+    keeps (part of) its header in decoded frames (``strip`` below the header size), pass
+    the frame with its header and the encoder writes the length field in place; bytes
+    the decoder strips besides the length come from ``header_fill``.
 
     Raises:
+        InvalidFormat: (at construction) the format strips header bytes besides the
+            length field and has no ``header_fill`` to write back.
         FrameTooLarge: (from every method) a payload is over ``format.max_frame_size``.
         TypeError: (from every method) a payload is not a bytes-like buffer (a ``str``,
             say); nothing was encoded.
     """
 
-    __slots__ = ("_limit", "_pack", "format")
+    __slots__ = ("_limit", "_pack", "_plain", "format")
 
     def __init__(self, format: FrameFormat = DEFAULT_FORMAT) -> None:
+        if format.stripped_header and not format.header_fill:
+            raise InvalidFormat(
+                f"this format's decoder strips {format.stripped_header} header byte(s) besides "
+                "the length field; give header_fill=... so the encoder can write them back"
+            )
         self.format = format
         self._pack = format.prefix_struct.pack
         self._limit = format.limit
+        self._plain = format.plain
 
     def _too_large(self, length: int) -> FrameTooLarge:
         return FrameTooLarge(
@@ -63,14 +83,22 @@ class FrameEncoder:
         )
 
     def prefix(self, length: int) -> bytes:
-        """The length prefix alone, for sending a large payload without copying it."""
+        """The length prefix alone, for sending a large payload without copying it.
+
+        Raises:
+            InvalidFormat: the format is not a plain length prefix (use :meth:`encode`).
+        """
+        if not self._plain:
+            raise InvalidFormat("prefix() needs a plain length prefix; use encode()")
         if not 0 <= length <= self._limit:
             raise self._too_large(length)
         return self._pack(length)
 
     def encode(self, payload: BytesLike) -> bytes:
-        """One frame: prefix plus payload, as a new ``bytes``."""
+        """One frame, as a new ``bytes``."""
         payload = flat_bytes(payload)
+        if not self._plain:
+            return self._encode_general(payload)
         n = len(payload)
         if n > self._limit:
             raise self._too_large(n)
@@ -79,17 +107,47 @@ class FrameEncoder:
     def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
         """Append one frame to ``buffer`` (the coalescing writers' hot path)."""
         payload = flat_bytes(payload)
+        if not self._plain:
+            buffer += self._encode_general(payload)
+            return
         n = len(payload)
         if n > self._limit:
             raise self._too_large(n)
         buffer += self._pack(n)
         buffer += payload
 
+    def _encode_general(self, frame: BytesLike) -> bytes:
+        fmt = self.format
+        strip, header, offset = fmt.strip_size, fmt.header_size, fmt.offset
+        content = strip + len(frame) - header  # bytes after the header on the wire
+        if content < 0:
+            raise LocalProtocolError(
+                f"a {len(frame)}-byte frame is shorter than the {header - strip} header "
+                "bytes this format keeps in each frame"
+            )
+        if content > self._limit:
+            raise self._too_large(content)
+        length = content - fmt.adjust
+        if not 0 <= length <= fmt.field_max:
+            raise LocalProtocolError(
+                f"a {content}-byte payload needs a length of {length}, which the "
+                f"{fmt.width}-byte field cannot hold (adjust is {fmt.adjust})"
+            )
+        field = self._pack(length)
+        fill = fmt.header_fill
+        data = bytes(frame)
+        if strip <= offset:  # the frame holds the length field: write it in place
+            at = offset - strip
+            return fill + data[:at] + field + data[at + fmt.width :]
+        return fill[:offset] + field + fill[offset:] + data
+
     def encode_many(self, payloads: Iterable[BytesLike]) -> bytes:
         """Many frames in one buffer, for one ``send_all``.
 
         Nothing is returned if any payload is too large or not bytes-like.
         """
+        if not self._plain:
+            return b"".join([self._encode_general(flat_bytes(p)) for p in payloads])
         pack, limit = self._pack, self._limit
         parts: list[BytesLike] = []
         append = parts.append
@@ -110,13 +168,20 @@ class FrameDecoder:
 
     Shaped like h11's ``Connection``: :meth:`receive_data` only stores bytes (``b""`` means
     end of stream), :meth:`next_frame` and :meth:`frames` parse. A length over the limit
-    raises :class:`FrameTooLarge` as soon as its prefix is seen. After any error about
-    what the peer sent (:class:`FrameTooLarge`, :class:`IncompleteFrame`) the decoder stays
-    broken and raises it again on every call; a :class:`LocalProtocolError` (data fed
-    after the end of the stream) is the caller's mistake and leaves it as it was.
+    raises :class:`FrameTooLarge` as soon as its prefix is seen (or, with
+    ``oversize="discard"``, the frame is skipped as it arrives and counted in
+    :attr:`skipped_frames` and :attr:`skipped_bytes`). After any error about what the
+    peer sent (:class:`FrameTooLarge`, :class:`IncompleteFrame`, :class:`MalformedFrame`)
+    the decoder stays broken and raises it again on every call; a
+    :class:`LocalProtocolError` (data fed after the end of the stream) is the caller's
+    mistake and leaves it as it was.
 
     Args:
         format: the frame format (default: 4-byte unsigned big-endian, 16 MiB limit).
+
+    Attributes:
+        skipped_frames: oversized frames skipped (``oversize="discard"`` only).
+        skipped_bytes: bytes of them skipped, header included.
     """
 
     __slots__ = (
@@ -126,10 +191,14 @@ class FrameDecoder:
         "_error",
         "_limit",
         "_pending",
+        "_plain",
         "_pos",
+        "_skip",
         "_unpack",
         "_width",
         "format",
+        "skipped_bytes",
+        "skipped_frames",
     )
 
     def __init__(self, format: FrameFormat = DEFAULT_FORMAT) -> None:
@@ -145,6 +214,10 @@ class FrameDecoder:
         self._pending = 0  # total length of _chunks
         self._eof = False
         self._error: ProtocolError | None = None
+        self._plain = format.plain
+        self._skip = 0  # bytes of an oversized frame still to skip
+        self.skipped_frames = 0
+        self.skipped_bytes = 0
 
     # -- input -------------------------------------------------------------------------
 
@@ -195,6 +268,8 @@ class FrameDecoder:
         """
         if self._error is not None:
             raise self._error
+        if not self._plain:
+            return self._frames_general()
         out: list[bytes] = []
         append = out.append
         unpack, width, limit = self._unpack, self._width, self._limit
@@ -252,6 +327,15 @@ class FrameDecoder:
         """
         if self._error is not None:
             raise self._error
+        if not self._plain:
+            frame = self._one_general()
+            if frame is not None:
+                return frame
+            if not self._eof:
+                return NEED_DATA
+            if self.buffered or self._skip:
+                raise self._incomplete()
+            return END_OF_STREAM
         buf, pos = self._buf, self._pos
         start = pos + self._width
         if start <= len(buf):
@@ -295,6 +379,89 @@ class FrameDecoder:
         self._error = error
         return error
 
+    # -- the general path: headers, adjusted lengths, stripping, discarding ------------
+
+    def _frames_general(self) -> list[bytes]:
+        out: list[bytes] = []
+        try:
+            while (frame := self._one_general()) is not None:
+                out.append(frame)
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._error = exc
+            return out
+        if not out and self._eof and (self.buffered or self._skip):
+            raise self._incomplete()
+        return out
+
+    def _one_general(self) -> bytes | None:
+        """Decode the next frame if it is complete (skipping oversized ones), else None."""
+        fmt = self.format
+        header, strip, adjust, limit = fmt.header_size, fmt.strip_size, fmt.adjust, self._limit
+        while True:
+            if self._skip:
+                self._skip -= self._drop(self._skip)
+                if self._skip:
+                    return None
+            avail = self.buffered
+            if avail < header:
+                return None
+            buf, pos = self._buf, self._pos
+            if pos + header <= len(buf):
+                length = self._unpack(buf, pos + fmt.offset)[0]
+            else:
+                length = self._unpack(self._peek(header), fmt.offset)[0]
+            if length < 0:
+                raise self._too_large(length)
+            content = length + adjust
+            if content < 0:
+                raise self.fail(
+                    MalformedFrame(
+                        f"peer declared a length of {length}, which with adjust={adjust} "
+                        "is shorter than the frame's header; the stream is corrupt"
+                    )
+                )
+            total = header + content
+            if content > limit:
+                if fmt.oversize == "error":
+                    raise self._too_large(content)
+                self._skip = total
+                self.skipped_frames += 1
+                self.skipped_bytes += total
+                continue
+            if strip > total:
+                raise self.fail(
+                    MalformedFrame(
+                        f"peer sent a {total}-byte frame, shorter than the {strip} bytes "
+                        "this format strips from each frame"
+                    )
+                )
+            if avail < total:
+                return None
+            if pos + total <= len(buf):
+                self._pos = pos + total
+                return buf[pos + strip : pos + total]
+            self._drop(strip)
+            return self._take(total - strip)
+
+    def _drop(self, n: int) -> int:
+        """Consume up to ``n`` buffered bytes without copying them; how many were dropped."""
+        dropped = 0
+        while dropped < n:
+            rest = len(self._buf) - self._pos
+            if rest == 0:
+                if not self._chunks:
+                    break
+                self._buf = self._chunks.popleft()
+                self._pending -= len(self._buf)
+                self._pos = 0
+                continue
+            k = min(rest, n - dropped)
+            self._pos += k
+            dropped += k
+        return dropped
+
     # -- internals ---------------------------------------------------------------------
 
     def _too_large(self, length: int) -> ProtocolError:
@@ -309,14 +476,27 @@ class FrameDecoder:
 
     def _incomplete(self) -> ProtocolError:
         have = self.buffered
-        width = self._width
-        if have >= width:
-            length = self._unpack(self._peek(width), 0)[0]
-            expected = width + length
-            what = f"{width}-byte length + {length}-byte payload"
+        fmt = self.format
+        if self._skip:
+            return self.fail(
+                IncompleteFrame(
+                    f"stream ended while skipping an oversized frame; {self._skip} bytes "
+                    "of it never arrived",
+                    expected=self._skip,
+                    received=0,
+                )
+            )
+        width, header = self._width, fmt.header_size
+        if have >= header:
+            length = self._unpack(self._peek(header), fmt.offset)[0]
+            expected = header + length + fmt.adjust
+            if self._plain:
+                what = f"{width}-byte length + {length}-byte payload"
+            else:
+                what = f"{header}-byte header + {length + fmt.adjust} bytes after it"
         else:
-            expected = width
-            what = f"{width}-byte length prefix"
+            expected = header
+            what = f"{width}-byte length prefix" if self._plain else f"{header}-byte header"
         return self.fail(
             IncompleteFrame(
                 f"stream ended in the middle of a frame: expected {expected} bytes "
@@ -327,7 +507,7 @@ class FrameDecoder:
         )
 
     def _peek(self, n: int) -> bytes:
-        """The next ``n`` bytes (n <= prefix width) without consuming them."""
+        """The next ``n`` bytes (at most a header's worth) without consuming them."""
         have = self._buf[self._pos : self._pos + n]
         for chunk in self._chunks:
             if len(have) >= n:

@@ -21,6 +21,7 @@ from .._errors import (
     FrameTooLarge,
     HeaderTooLarge,
     IncompleteFrame,
+    InvalidFormat,
     LocalProtocolError,
     ProtocolError,
 )
@@ -118,7 +119,17 @@ def _validate_header(fields: Any, *, max_body_size: int | None) -> Header:
 
 @functools.lru_cache(maxsize=64)
 def _header_format(format: FrameFormat, limit: int) -> FrameFormat:
-    """``format`` with its frame limit replaced by the header limit."""
+    """``format`` with its frame limit replaced by the header limit.
+
+    Raises:
+        InvalidFormat: ``format`` is not a plain length prefix (a message's body follows
+            its header frame raw, so the header frame must be a bare length + payload).
+    """
+    if not format.plain:
+        raise InvalidFormat(
+            "messages need a plain length prefix (no offset, adjust, strip or discarding); "
+            f"{format.spec!r} is not one"
+        )
     return FrameFormat(
         width=format.width, byteorder=format.byteorder, signed=format.signed, max_frame_size=limit
     )

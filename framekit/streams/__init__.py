@@ -1,7 +1,9 @@
 """The Trio layer: wrappers that only move bytes and handle cancellation.
 
 :class:`FramedStream`, :class:`FramedChannel` and :class:`MessageStream` wrap any
-:class:`trio.abc.Stream` and leave every parsing decision to :mod:`framekit.codec`. They
+:class:`trio.abc.Stream` and leave every parsing decision to :mod:`framekit.codec`;
+:class:`BufferedByteStream` reads bytes exactly or up to a delimiter, for protocols that
+switch framing on one connection. They
 share one state machine (closed / broken / busy, per direction). :class:`DeadlineStream`
 bounds every wait; the connect and serve helpers open and accept TCP or TLS connections.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from ._address import format_address as format_address
 from ._address import parse_address as parse_address
+from ._buffered import BufferedByteStream as BufferedByteStream
 from ._channel import DEFAULT_MAX_BUFFER_SIZE as DEFAULT_MAX_BUFFER_SIZE
 from ._channel import FramedChannel as FramedChannel
 from ._channel import open_framed_channel as open_framed_channel
@@ -39,6 +42,7 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BUFFER_SIZE",
     "DEFAULT_RECEIVE_SIZE",
+    "BufferedByteStream",
     "DeadlineStream",
     "FramedChannel",
     "FramedStream",

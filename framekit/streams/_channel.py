@@ -17,7 +17,8 @@ import trio
 from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
 
 from .._types import BytesLike, flat_bytes
-from ..codec import DEFAULT_FORMAT, FrameEncoder, FrameFormat
+from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
+from ..codec._spec import AnyEncoder
 from ._framed import CANCEL_CHECK_INTERVAL, SEPARATE_SEND_THRESHOLD, FramedStream
 from ._groups import raise_single
 from ._read_size import DEFAULT_RECEIVE_SIZE
@@ -54,7 +55,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self,
         transport_stream: trio.abc.Stream,
         *,
-        format: FrameFormat = DEFAULT_FORMAT,
+        format: Framing = DEFAULT_FORMAT,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
         max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
     ) -> None:
@@ -64,7 +65,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._framed = FramedStream(transport_stream, format=format, receive_size=receive_size)
         self._state = state = self._framed._state  # one state for both directions
         state.name = "FramedChannel"
-        self._encoder = FrameEncoder(format)
+        self._encoder: AnyEncoder = format.encoder()
         self._max_buffer = max_buffer_size
         self._tail = bytearray()  # small frames are appended here
         self._segments: deque[BytesLike] = deque()  # earlier tails and big payloads, in order
@@ -73,25 +74,32 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._writer_idle = False
         self._space_lot = ParkingLot()  # senders and flushers wait here
         self._fast_calls = 0
-        self._width = format.width
-        self._pack = format.prefix_struct.pack
-        # payloads up to this size take send()'s inlined path (copied behind the prefix)
-        self._small_limit = min(format.limit, SEPARATE_SEND_THRESHOLD - 1)
+        self._plain = plain = isinstance(format, FrameFormat) and format.plain
+        self._width = format.width if isinstance(format, FrameFormat) else 0
+        self._pack = format.prefix_struct.pack if isinstance(format, FrameFormat) else bytes
+        # payloads up to this size take send()'s inlined path (copied behind the prefix);
+        # other framings than a plain length prefix never do
+        self._small_limit = min(format.limit, SEPARATE_SEND_THRESHOLD - 1) if plain else -1
 
     # -- sending -----------------------------------------------------------------------
 
     def _enqueue(self, value: BytesLike) -> None:
         value = flat_bytes(value)
         n = len(value)
-        if n >= SEPARATE_SEND_THRESHOLD:
-            self._tail += self._encoder.prefix(n)
+        if not self._plain:
+            before = len(self._tail)
+            self._encoder.encode_into(self._tail, value)
+            self._queued += len(self._tail) - before
+        elif n >= SEPARATE_SEND_THRESHOLD:
+            self._tail += self._encoder.prefix(n)  # type: ignore[union-attr]
             self._segments.append(self._tail)
             # Queued, not sent: a mutable buffer is copied so the caller may reuse it.
             self._segments.append(value if type(value) is bytes else bytes(value))
             self._tail = bytearray()
+            self._queued += n + self._width
         else:
             self._encoder.encode_into(self._tail, value)
-        self._queued += n + self._width
+            self._queued += n + self._width
         if self._writer_idle:
             self._writer_idle = False
             self._writer_lot.unpark()
@@ -237,7 +245,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
 async def open_framed_channel(
     transport_stream: trio.abc.Stream,
     *,
-    format: FrameFormat = DEFAULT_FORMAT,
+    format: Framing = DEFAULT_FORMAT,
     receive_size: int = DEFAULT_RECEIVE_SIZE,
     max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
 ) -> AsyncIterator[FramedChannel]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import trio
 
 from .._errors import ConnectError
-from ..codec import DEFAULT_FORMAT, FrameFormat
+from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
 from ._address import format_address
 from ._framed import FramedStream
 from ._message_stream import MessageStream
@@ -228,7 +228,7 @@ async def open_framed_stream(
     host: str,
     port: int,
     *,
-    format: FrameFormat = DEFAULT_FORMAT,
+    format: Framing = DEFAULT_FORMAT,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     retry: Retry | None = None,

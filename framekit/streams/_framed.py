@@ -15,7 +15,8 @@ import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from .._types import BytesLike, flat_bytes
-from ..codec import DEFAULT_FORMAT, FrameDecoder, FrameEncoder, FrameFormat
+from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
+from ..codec._spec import AnyDecoder, AnyEncoder
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
 
@@ -38,8 +39,10 @@ CANCEL_CHECK_INTERVAL: Final = 16
 class FramedStream(trio.abc.Channel[bytes]):
     """A :class:`trio.abc.Channel` of whole messages over a :class:`trio.abc.Stream`.
 
-    Each :meth:`send` writes one length-prefixed frame; each :meth:`receive` returns one
-    whole payload, however the bytes were split or merged on the way. Use it with
+    Each :meth:`send` writes one frame; each :meth:`receive` returns one whole frame,
+    however the bytes were split or merged on the way. The framing is any
+    :data:`~framekit.Framing`: a length prefix (the default), lines or delimiters,
+    varints, netstrings. Use it with
     ``async with`` (closes the stream) and ``async for`` (receives until a clean end).
 
     Cancellation: a cancelled :meth:`receive` loses nothing - bytes already read stay in
@@ -50,32 +53,34 @@ class FramedStream(trio.abc.Channel[bytes]):
 
     Args:
         transport_stream: the byte stream to wrap (TCP, TLS, in-memory, ...).
-        format: the frame format (default: 4-byte unsigned big-endian, 16 MiB limit).
+        format: the framing (default: 4-byte unsigned big-endian length, 16 MiB limit).
         receive_size: most bytes asked for per read of the transport (reads start at
             64 KiB and grow while they come back full).
 
     Attributes:
         transport_stream: the wrapped stream.
-        format: the frame format.
+        format: the framing.
     """
 
     def __init__(
         self,
         transport_stream: trio.abc.Stream,
         *,
-        format: FrameFormat = DEFAULT_FORMAT,
+        format: Framing = DEFAULT_FORMAT,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
     ) -> None:
         self._read_size = ReadSize(receive_size)
         self.transport_stream = transport_stream
         self.format = format
         self._state = StreamState("FramedStream")
-        self._encoder = FrameEncoder(format)
-        self._decoder = FrameDecoder(format)
+        self._encoder: AnyEncoder = format.encoder()
+        self._decoder: AnyDecoder = format.decoder()
         self._ready: deque[bytes] = deque()
-        self._pack = format.prefix_struct.pack
+        # A plain length prefix takes send()'s hot paths; other framings are encoded whole.
+        self._plain = isinstance(format, FrameFormat) and format.plain
+        self._pack = format.prefix_struct.pack if isinstance(format, FrameFormat) else bytes
         # payloads below this take send()'s hot path (within the limit, sent in one piece)
-        self._small_send = min(format.limit + 1, SEPARATE_SEND_THRESHOLD)
+        self._small_send = min(format.limit + 1, SEPARATE_SEND_THRESHOLD) if self._plain else 0
         self._fast_calls = 0  # fast-path calls since the last cancellation check
 
     # -- sending -----------------------------------------------------------------------
@@ -86,6 +91,8 @@ class FramedStream(trio.abc.Channel[bytes]):
         Raises:
             TypeError: ``value`` is not bytes-like; nothing was sent.
             FrameTooLarge: the payload is over ``max_frame_size``; nothing was sent.
+            LocalProtocolError: the framing cannot carry it (a payload containing its
+                delimiter); nothing was sent.
             trio.BusyResourceError: another task is sending.
             trio.ClosedResourceError: the stream was closed.
             trio.BrokenResourceError: the transport failed (or an earlier send broke off).
@@ -95,7 +102,12 @@ class FramedStream(trio.abc.Channel[bytes]):
         n = len(value)
         state = self._state
         if n >= self._small_send:
-            prefix = self._encoder.prefix(n)  # checks the limit
+            if not self._plain:
+                data = self._encoder.encode(value)  # checks the limit and the payload
+                with state.sending:
+                    await self.transport_stream.send_all(data)
+                return
+            prefix = self._encoder.prefix(n)  # type: ignore[union-attr]  # checks the limit
             with state.sending:
                 if n >= SEPARATE_SEND_THRESHOLD:
                     await self.transport_stream.send_all(prefix)

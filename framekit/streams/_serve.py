@@ -13,7 +13,7 @@ from typing import Any, Final, NoReturn, TypeVar, final
 import trio
 
 from .._errors import FramekitError, ListenError
-from ..codec import DEFAULT_FORMAT, DEFAULT_MAX_HEADER_SIZE, FrameFormat
+from ..codec import DEFAULT_FORMAT, DEFAULT_MAX_HEADER_SIZE, FrameFormat, Framing
 from ._address import format_address
 from ._deadline import DeadlineStream, StreamTimeout
 from ._framed import FramedStream
@@ -227,7 +227,7 @@ async def serve_framed(
     port: int,
     *,
     host: str = "127.0.0.1",
-    format: FrameFormat = DEFAULT_FORMAT,
+    format: Framing = DEFAULT_FORMAT,
     ssl_context: ssl.SSLContext | None = None,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,

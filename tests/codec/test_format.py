@@ -36,8 +36,9 @@ def test_field_max(width: int, signed: bool, field_max: int) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"width": 3}, "width must be 1, 2, 4 or 8 bytes, not 3"),
-        ({"byteorder": "middle"}, "byteorder must be 'big' or 'little'"),
+        ({"width": 9}, "width must be 1 to 8 bytes, not 9"),
+        ({"width": 0}, "width must be 1 to 8 bytes, not 0"),
+        ({"byteorder": "middle"}, "byteorder must be 'big', 'little' or 'native'"),
         ({"signed": 1}, "signed must be True or False"),
         ({"width": 1, "max_frame_size": 256}, "from 0 to 255"),
         ({"max_frame_size": -1}, "max_frame_size must be an integer"),

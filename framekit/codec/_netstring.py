@@ -1,0 +1,163 @@
+"""Netstrings (``12:hello world!,``): djb's length-prefixed strings, decimal digits then
+a colon, the payload, and a comma, with the limit enforced on the digits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import final
+
+from .._errors import FrameTooLarge, InvalidFormat, MalformedFrame
+from .._types import BytesLike, flat_bytes
+from ._buffer import BufferedDecoder
+from ._format import DEFAULT_MAX_FRAME_SIZE
+
+__all__ = ["NetstringDecoder", "NetstringEncoder", "NetstringFormat"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetstringFormat:
+    """Netstrings, as Twisted's ``NetstringReceiver`` speaks them.
+
+    The length is refused from its digits: more digits than the limit has, or a value
+    over it, is a :class:`FrameTooLarge` before any payload is buffered. A leading zero
+    (``01:a,``), a non-digit, or a payload not followed by ``,`` is a
+    :class:`MalformedFrame`.
+
+    Args:
+        max_frame_size: the largest payload.
+    """
+
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+
+    def __post_init__(self) -> None:
+        m = self.max_frame_size
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 10**18:
+            raise InvalidFormat(f"max_frame_size must be an integer from 0 to 10**18, not {m!r}")
+
+    @property
+    def limit(self) -> int:
+        """``max_frame_size``."""
+        return self.max_frame_size
+
+    @property
+    def spec(self) -> str:
+        """This format as a spec string :func:`~framekit.parse_framing` reads back."""
+        from ._spec import framing_spec
+
+        return framing_spec(self)
+
+    def decoder(self) -> NetstringDecoder:
+        """A new decoder for this format."""
+        return NetstringDecoder(self)
+
+    def encoder(self) -> NetstringEncoder:
+        """A new encoder for this format."""
+        return NetstringEncoder(self)
+
+
+@final
+class NetstringEncoder:
+    """Writes each payload as a netstring.
+
+    Raises:
+        FrameTooLarge: (from every method) a payload is over ``max_frame_size``.
+        TypeError: (from every method) a payload is not bytes-like.
+    """
+
+    __slots__ = ("_limit", "format")
+
+    def __init__(self, format: NetstringFormat) -> None:
+        self.format = format
+        self._limit = format.max_frame_size
+
+    def _head(self, n: int) -> bytes:
+        if n > self._limit:
+            raise FrameTooLarge(
+                f"cannot send a {n}-byte frame: max_frame_size is {self._limit} bytes",
+                length=n,
+                limit=self._limit,
+            )
+        return b"%d:" % n
+
+    def encode(self, payload: BytesLike) -> bytes:
+        """One netstring."""
+        payload = flat_bytes(payload)
+        return self._head(len(payload)) + payload + b","
+
+    def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
+        """Append one netstring to ``buffer``."""
+        payload = flat_bytes(payload)
+        buffer += self._head(len(payload))
+        buffer += payload
+        buffer += b","
+
+    def encode_many(self, payloads: object) -> bytes:
+        """Many netstrings in one buffer; nothing is returned if any payload is refused."""
+        parts: list[BytesLike] = []
+        for payload in payloads:  # type: ignore[attr-defined]
+            payload = flat_bytes(payload)
+            parts.append(self._head(len(payload)))
+            parts.append(payload)
+            parts.append(b",")
+        return b"".join(parts)
+
+
+@final
+class NetstringDecoder(BufferedDecoder):
+    """Turns netstrings, fed in any chunking, back into payloads."""
+
+    __slots__ = ("_limit", "_max_digits", "format")
+
+    def __init__(self, format: NetstringFormat) -> None:
+        super().__init__()
+        self.format = format
+        self._limit = format.max_frame_size
+        self._max_digits = len(str(format.max_frame_size))
+
+    def _decode_one(self) -> bytes | None:
+        buf, start = self._buf, self._start
+        end = len(buf)
+        if start >= end:
+            return None
+        colon = buf.find(b":", start, min(end, start + self._max_digits + 1))
+        if colon == -1:
+            digits = bytes(buf[start : min(end, start + self._max_digits + 1)])
+            self._check_digits(digits, complete=False)
+            if end - start > self._max_digits:
+                raise self._too_large(digits)
+            return None
+        digits = bytes(buf[start:colon])
+        self._check_digits(digits, complete=True)
+        length = int(digits)
+        if length > self._limit:
+            raise self._too_large(digits)
+        comma = colon + 1 + length
+        if comma >= end:
+            return None
+        if buf[comma] != 44:  # ','
+            raise MalformedFrame(
+                f"netstring of {length} bytes is followed by {bytes(buf[comma : comma + 1])!r}, "
+                "not ','; the stream is corrupt"
+            )
+        self._start = comma + 1
+        return bytes(buf[colon + 1 : comma])
+
+    def _check_digits(self, digits: bytes, *, complete: bool) -> None:
+        if (complete and not digits) or (not digits.isdigit() and digits):
+            shown = digits[:20]
+            raise MalformedFrame(
+                f"netstring length must be decimal digits then ':', got {shown!r}; "
+                "the stream is corrupt"
+            )
+        if len(digits) > 1 and digits[0] == 48:  # '0'
+            raise MalformedFrame(f"netstring length {digits!r} has a leading zero")
+
+    def _too_large(self, digits: bytes) -> FrameTooLarge:
+        length = int(digits) if digits.isdigit() else -1
+        return FrameTooLarge(
+            f"peer declared a netstring of {digits[:24].decode('ascii', 'replace')}"
+            f"{'...' if len(digits) > 24 else ''} bytes, over max_frame_size "
+            f"({self._limit} bytes); raise max_frame_size if this is expected",
+            length=length,
+            limit=self._limit,
+        )

@@ -1,0 +1,213 @@
+"""Varint length prefixes (unsigned LEB128): protobuf's ``writeDelimitedTo`` and
+libp2p's ``it-length-prefixed``, with over-long and non-minimal prefixes refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import final
+
+from .._errors import FrameTooLarge, IncompleteFrame, InvalidFormat, MalformedFrame
+from .._types import BytesLike, flat_bytes
+from ._buffer import BufferedDecoder
+from ._format import DEFAULT_MAX_FRAME_SIZE, Oversize
+
+__all__ = ["VarintDecoder", "VarintEncoder", "VarintFormat", "encode_varint"]
+
+_MAX_LIMIT = (1 << 63) - 1
+
+
+def encode_varint(n: int) -> bytes:
+    """``n`` (non-negative) as unsigned LEB128: 7 bits a byte, low bits first."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class VarintFormat:
+    """A varint length, then that many payload bytes.
+
+    A prefix is refused as soon as it is longer than the limit's own encoding needs (so a
+    peer cannot send endless continuation bytes), and a prefix with a needless zero byte
+    at its end (``0x80 0x00`` for 0) is a :class:`MalformedFrame`.
+
+    Args:
+        max_frame_size: the largest payload.
+        oversize: ``"error"`` (terminal :class:`FrameTooLarge`) or ``"discard"``.
+    """
+
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    oversize: Oversize = "error"
+
+    def __post_init__(self) -> None:
+        m = self.max_frame_size
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= _MAX_LIMIT:
+            raise InvalidFormat(f"max_frame_size must be an integer from 0 to 2**63-1, not {m!r}")
+        if self.oversize not in ("error", "discard"):
+            raise InvalidFormat(f"oversize must be 'error' or 'discard', not {self.oversize!r}")
+
+    @property
+    def limit(self) -> int:
+        """``max_frame_size``."""
+        return self.max_frame_size
+
+    @property
+    def max_prefix(self) -> int:
+        """The most bytes a length prefix may take: the limit's own encoding."""
+        return len(encode_varint(self.max_frame_size))
+
+    @property
+    def spec(self) -> str:
+        """This format as a spec string :func:`~framekit.parse_framing` reads back."""
+        from ._spec import framing_spec
+
+        return framing_spec(self)
+
+    def decoder(self) -> VarintDecoder:
+        """A new decoder for this format."""
+        return VarintDecoder(self)
+
+    def encoder(self) -> VarintEncoder:
+        """A new encoder for this format."""
+        return VarintEncoder(self)
+
+
+@final
+class VarintEncoder:
+    """Puts a varint length in front of each payload.
+
+    Raises:
+        FrameTooLarge: (from every method) a payload is over ``max_frame_size``.
+        TypeError: (from every method) a payload is not bytes-like.
+    """
+
+    __slots__ = ("_limit", "format")
+
+    def __init__(self, format: VarintFormat) -> None:
+        self.format = format
+        self._limit = format.max_frame_size
+
+    def _head(self, n: int) -> bytes:
+        if n > self._limit:
+            raise FrameTooLarge(
+                f"cannot send a {n}-byte frame: max_frame_size is {self._limit} bytes",
+                length=n,
+                limit=self._limit,
+            )
+        if n < 0x80:
+            return bytes((n,))
+        return encode_varint(n)
+
+    def encode(self, payload: BytesLike) -> bytes:
+        """One frame: varint plus payload."""
+        payload = flat_bytes(payload)
+        return self._head(len(payload)) + payload
+
+    def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
+        """Append one frame to ``buffer``."""
+        payload = flat_bytes(payload)
+        buffer += self._head(len(payload))
+        buffer += payload
+
+    def encode_many(self, payloads: object) -> bytes:
+        """Many frames in one buffer; nothing is returned if any payload is refused."""
+        parts: list[BytesLike] = []
+        for payload in payloads:  # type: ignore[attr-defined]
+            payload = flat_bytes(payload)
+            parts.append(self._head(len(payload)))
+            parts.append(payload)
+        return b"".join(parts)
+
+
+@final
+class VarintDecoder(BufferedDecoder):
+    """Turns varint-prefixed frames, fed in any chunking, back into payloads."""
+
+    __slots__ = ("_limit", "_max_prefix", "_skip", "format")
+
+    def __init__(self, format: VarintFormat) -> None:
+        super().__init__()
+        self.format = format
+        self._limit = format.max_frame_size
+        self._max_prefix = format.max_prefix
+        self._skip = 0
+
+    def _decode_one(self) -> bytes | None:
+        buf = self._buf
+        end = len(buf)
+        while True:
+            start = self._start
+            if self._skip:
+                k = min(self._skip, end - start)
+                self._skip -= k
+                self._start += k
+                if self._skip:
+                    return None
+                continue
+            if start >= end:
+                return None
+            first = buf[start]
+            if first < 0x80:  # the common case: a one-byte length
+                length, pos = first, start + 1
+            else:
+                length = shift = 0
+                pos = start
+                while True:
+                    if pos >= end:
+                        if pos - start >= self._max_prefix:
+                            raise self._prefix_too_long()
+                        return None
+                    byte = buf[pos]
+                    pos += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                    if pos - start >= self._max_prefix:
+                        raise self._prefix_too_long()
+                if byte == 0:
+                    raise MalformedFrame(
+                        f"varint length in {pos - start} bytes ends with a zero byte: not "
+                        "the shortest encoding; the stream is corrupt"
+                    )
+            if length > self._limit:
+                if self.format.oversize == "error":
+                    raise self._too_large(length)
+                self.skipped_frames += 1
+                self.skipped_bytes += pos - start + length
+                self._start = pos
+                self._skip = length
+                continue
+            frame_end = pos + length
+            if frame_end > end:
+                return None
+            self._start = frame_end
+            return bytes(buf[pos:frame_end])
+
+    def _too_large(self, length: int) -> FrameTooLarge:
+        return FrameTooLarge(
+            f"peer declared a {length}-byte frame, over max_frame_size "
+            f"({self._limit} bytes); raise max_frame_size if this is expected",
+            length=length,
+            limit=self._limit,
+        )
+
+    def _prefix_too_long(self) -> FrameTooLarge:
+        return FrameTooLarge(
+            f"varint length longer than {self._max_prefix} bytes: over max_frame_size "
+            f"({self._limit} bytes) or padded; the stream is corrupt",
+            length=-1,
+            limit=self._limit,
+        )
+
+    def _at_end(self) -> bytes | None:
+        if self._skip:
+            raise IncompleteFrame(
+                f"stream ended while skipping an oversized frame; {self._skip} bytes never arrived",
+                expected=self._skip,
+                received=0,
+            )
+        return super()._at_end()
