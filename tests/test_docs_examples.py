@@ -277,7 +277,7 @@ def test_cli_reference_renders_help_details() -> None:
     assert "`env var: FRAMEKIT_TOKEN`" in rendered
     # Examples from the docstrings become shell blocks; exit codes a table.
     assert "```sh\nframekit compare\n" in rendered
-    assert "| 255 | send: framekit failed" in rendered and "| 141 |" in rendered
+    assert "| 255 | send, cat: framekit failed" in rendered and "| 141 |" in rendered
     assert "\b" not in rendered
 
 

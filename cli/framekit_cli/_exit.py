@@ -43,17 +43,17 @@ EXIT_FRAMEKIT: Final = 255
 
 EXIT_CODES: Final = {
     EXIT_OK: "success",
-    EXIT_FAILURE: "datagrams lost (--datagram); a local file failed (--put, --get)",
+    EXIT_FAILURE: "lost datagrams; a local file failed (--put, --get); cat: bad input",
     EXIT_USAGE: "bad usage: unknown option, bad address, conflicting options",
     EXIT_HOSTS_KILLED: "many hosts: a command timed out or was killed on one",
     EXIT_HOSTS_FRAMEKIT: "many hosts: framekit failed on one (connect, auth, refused)",
     EXIT_HOSTS_NONZERO: "many hosts: a command exited non-zero on one",
-    EXIT_LISTEN: "serve: could not listen on an address (in use, not permitted)",
+    EXIT_LISTEN: "serve, cat -l: could not listen on an address (in use, not permitted)",
     EXIT_NOT_EXECUTABLE: "send: the remote program cannot be executed",
     EXIT_NOT_FOUND: "send: the remote program was not found",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "stdout closed by its reader (| head), quietly",
-    EXIT_FRAMEKIT: "send: framekit failed (connect, auth, connection lost, refused)",
+    EXIT_FRAMEKIT: "send, cat: framekit failed (connect, auth, lost, refused, bad framing)",
 }
 #: Commands that mirror the remote command's exit code use the rest (0-254).
 EXIT_MIRRORED = "send: else the remote command's own code (124 timeout, 128+N signal)"
@@ -66,6 +66,11 @@ class CliState:
 
 
 STATE = CliState()
+
+
+class BadInput(framekit.FramekitError):
+    """Our own input cannot be sent (``cat``: a line that is not hex, or too large for the
+    framing)."""
 
 
 class BrokenStdout(Exception):
@@ -99,6 +104,8 @@ def error_code(exc: BaseException) -> str:
         return "host_timeout"
     if isinstance(exc, framekit.ProtocolError):
         return "protocol_error"
+    if isinstance(exc, framekit.StreamTimeout):
+        return "timeout"
     if isinstance(exc, trio.BrokenResourceError | trio.EndOfChannel | trio.ClosedResourceError):
         return "connection_lost"
     if isinstance(exc, framekit.DatagramTimeout):
@@ -107,6 +114,8 @@ def error_code(exc: BaseException) -> str:
         return "insecure_bind"
     if isinstance(exc, framekit.ListenError):
         return "listen_failed"
+    if isinstance(exc, BadInput):
+        return "bad_input"
     if isinstance(exc, framekit.FramekitError):
         return "error"
     if isinstance(exc, OSError):
@@ -128,6 +137,8 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, framekit.RemoteError):
         return f"the server refused: {exc.message} ({exc.code})"
+    if isinstance(exc, framekit.ListenError):
+        return exc.strerror or str(exc)  # str() would lead with Python's "[Errno 98]"
     if isinstance(exc, trio.BrokenResourceError | trio.EndOfChannel | trio.ClosedResourceError):
         return "connection closed by the remote host"
     if isinstance(exc, framekit.InsecureBindError):

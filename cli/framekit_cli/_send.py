@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,6 +30,7 @@ from ._exit import (
 )
 from ._hosts import parse_hosts
 from ._output import Grouped, JsonLines, Prefixed, Raw, host_json, print_json_line
+from ._stdin import stdin_chunks
 from ._transfer import transfer
 
 __all__ = ["send"]
@@ -393,7 +391,7 @@ def _run_one(
             return await client.run(
                 argv,
                 shell=shell_cmd,
-                stdin=_stdin_chunks() if forward_stdin else b"",
+                stdin=stdin_chunks() if forward_stdin else b"",
                 timeout=timeout,
                 # written as it comes, or for --json kept on disk once big: never whole
                 # in memory
@@ -414,23 +412,6 @@ def _run_one(
         if lines is not None:
             lines.close()
     raise typer.Exit(code)
-
-
-async def _stdin_chunks() -> AsyncIterator[bytes]:
-    """Our stdin as it comes (a line of ``tail -f`` as soon as it is written), read on a
-    worker thread that is abandoned, not waited for, once the command has ended.
-
-    The descriptor is read directly (``os.read``): an abandoned read of the buffered
-    ``sys.stdin`` would hold its lock when the interpreter exits, which aborts it.
-    """
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real file (a test's BytesIO)
-        read = functools.partial(sys.stdin.buffer.read1, 64 * 1024)  # type: ignore[union-attr]
-    else:
-        read = functools.partial(os.read, fd, 64 * 1024)
-    while chunk := await trio.to_thread.run_sync(read, abandon_on_cancel=True):
-        yield chunk
 
 
 def _report_ending(result: framekit.CommandResult, asked: float | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import random
 import socket
 import ssl
@@ -117,7 +118,10 @@ def _connect_failure(error: OSError, where: str, attempts: int, elapsed: float) 
             reason="name_resolution",
             where=where,
         )
-    words = getattr(inner, "strerror", None) or str(inner)
+    # The system's words for the errno: trio's own strerror repeats the address as a tuple
+    # ("Error connecting to ('127.0.0.1', 1): ...").
+    code = getattr(inner, "errno", None)
+    words = os.strerror(code) if code else getattr(inner, "strerror", None) or str(inner)
     if isinstance(inner, TimeoutError):
         reason, hint = "timeout", "is the host up, and the port open in its firewall?"
     elif getattr(inner, "errno", None) == errno.ECONNREFUSED:

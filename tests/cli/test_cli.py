@@ -740,7 +740,7 @@ class TestServeOptions:
             port = busy.addresses.tcp[0][1]
             result = runner.invoke(app, ["serve", "--tcp-port", str(port), "--no-udp"])
         assert result.exit_code == 71
-        assert f"cannot listen on tcp://127.0.0.1:{port}: " in result.stderr
+        assert result.stderr.startswith(f"framekit: cannot listen on tcp://127.0.0.1:{port}: ")
         assert "another server" in result.stderr and "Traceback" not in result.output
 
 
@@ -751,7 +751,7 @@ def test_compare_refuses_an_svg_path_it_cannot_write_before_running(tmp_path: Pa
     assert "framekit compare" not in result.stdout  # it did not run
 
 
-@pytest.mark.parametrize("command", [[], ["compare"], ["serve"], ["send"]])
+@pytest.mark.parametrize("command", [[], ["compare"], ["serve"], ["send"], ["cat"]])
 def test_help_reads_well_at_80_columns(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
     assert result.exit_code == 0

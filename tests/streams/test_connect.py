@@ -178,8 +178,13 @@ def test_public_names_importable() -> None:
 
 
 async def test_refused_reason_is_spelled_out(closed_port: int) -> None:
-    with pytest.raises(ConnectError, match="Connection refused"):
+    with pytest.raises(ConnectError, match="Connection refused") as info:
         await open_framed_stream("127.0.0.1", closed_port)
+    # in the CLI's words: no Python tuple of the address (trio's own message has one)
+    assert str(info.value) == (
+        f"could not connect to 127.0.0.1:{closed_port}: Connection refused; "
+        "is the server running there?"
+    )
 
 
 async def black_hole(host: str, port: int) -> trio.SocketStream:
