@@ -30,6 +30,7 @@ from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HeaderTooLarge as HeaderTooLarge
 from ._errors import IncompleteFrame as IncompleteFrame
 from ._errors import InvalidFormat as InvalidFormat
+from ._errors import InvalidText as InvalidText
 from ._errors import ListenError as ListenError
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import MalformedFrame as MalformedFrame
@@ -134,6 +135,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import MessageStream as MessageStream
     from .streams import Retry as Retry
     from .streams import StreamTimeout as StreamTimeout
+    from .streams import TextChannel as TextChannel
     from .streams import client_ssl_context as client_ssl_context
     from .streams import format_address as format_address
     from .streams import open_framed_channel as open_framed_channel
@@ -235,6 +237,7 @@ _LAZY: dict[str, str] = {
             "MessageStream",
             "Retry",
             "StreamTimeout",
+            "TextChannel",
             "client_ssl_context",
             "format_address",
             "open_framed_channel",
@@ -299,6 +302,7 @@ __all__ = sorted(
         "HeaderTooLarge",
         "IncompleteFrame",
         "InvalidFormat",
+        "InvalidText",
         "ListenError",
         "LocalProtocolError",
         "MessageDecoder",

@@ -13,6 +13,7 @@ __all__ = [
     "HeaderTooLarge",
     "IncompleteFrame",
     "InvalidFormat",
+    "InvalidText",
     "ListenError",
     "LocalProtocolError",
     "MalformedFrame",
@@ -126,6 +127,26 @@ class ChecksumMismatch(ProtocolError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class InvalidText(ProtocolError):
+    """A frame is not valid text in its encoding.
+
+    The framing is intact, so the stream can carry on with the next frame.
+
+    Attributes:
+        frame: the frame's bytes.
+        encoding: the encoding it was decoded with.
+        position: the offset of the first byte that is not valid.
+    """
+
+    terminal: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, frame: bytes, encoding: str, position: int) -> None:
+        super().__init__(message)
+        self.frame = frame
+        self.encoding = encoding
+        self.position = position
 
 
 class ConnectError(FramekitError, OSError):

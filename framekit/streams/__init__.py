@@ -34,6 +34,7 @@ from ._read_size import DEFAULT_RECEIVE_SIZE as DEFAULT_RECEIVE_SIZE
 from ._serve import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
 from ._serve import serve_framed as serve_framed
 from ._serve import serve_messages as serve_messages
+from ._text import TextChannel as TextChannel
 from ._tls import client_ssl_context as client_ssl_context
 from ._tls import server_ssl_context as server_ssl_context
 
@@ -51,6 +52,7 @@ __all__ = [
     "MessageStream",
     "Retry",
     "StreamTimeout",
+    "TextChannel",
     "client_ssl_context",
     "format_address",
     "open_framed_channel",
