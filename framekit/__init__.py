@@ -128,6 +128,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import DEFAULT_RECEIVE_SIZE as DEFAULT_RECEIVE_SIZE
     from .streams import BufferedByteStream as BufferedByteStream
     from .streams import DeadlineStream as DeadlineStream
+    from .streams import Detached as Detached
     from .streams import FramedChannel as FramedChannel
     from .streams import FramedStream as FramedStream
     from .streams import IncomingMessage as IncomingMessage
@@ -230,6 +231,7 @@ _LAZY: dict[str, str] = {
             "DEFAULT_MAX_BUFFER_SIZE",
             "DEFAULT_RECEIVE_SIZE",
             "DeadlineStream",
+            "Detached",
             "FramedChannel",
             "FramedStream",
             "IncomingMessage",

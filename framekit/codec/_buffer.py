@@ -67,6 +67,12 @@ class BufferedDecoder:
         """Whether the end of the stream has been received."""
         return self._eof
 
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """The bytes received but not yet returned as frames, and whether the end of the
+        stream came after them."""
+        return bytes(self._buf[self._start :]), self._eof
+
     def frames(self) -> list[bytes]:
         """Every complete frame buffered now, in order (possibly none).
 

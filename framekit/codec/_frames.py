@@ -253,6 +253,14 @@ class FrameDecoder:
         """Whether the end of the stream has been received."""
         return self._eof
 
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """The bytes received but not yet returned as frames, and whether the end of the
+        stream came after them (h11's ``trailing_data``): what a layer that takes the
+        connection over next must start from."""
+        rest = self._buf[self._pos :]
+        return (rest + b"".join(self._chunks) if self._chunks else bytes(rest)), self._eof
+
     # -- output ------------------------------------------------------------------------
 
     def frames(self) -> list[bytes]:

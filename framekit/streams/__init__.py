@@ -26,6 +26,7 @@ from ._connect import speaks_tls as speaks_tls
 from ._deadline import DeadlineStream as DeadlineStream
 from ._deadline import StreamTimeout as StreamTimeout
 from ._framed import CANCEL_CHECK_INTERVAL as CANCEL_CHECK_INTERVAL
+from ._framed import Detached as Detached
 from ._framed import FramedStream as FramedStream
 from ._message_stream import IncomingMessage as IncomingMessage
 from ._message_stream import Message as Message
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_RECEIVE_SIZE",
     "BufferedByteStream",
     "DeadlineStream",
+    "Detached",
     "FramedChannel",
     "FramedStream",
     "IncomingMessage",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Final, final
+from typing import Final, NamedTuple, final
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
@@ -20,7 +20,7 @@ from ..codec._spec import AnyDecoder, AnyEncoder
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
 
-__all__ = ["CANCEL_CHECK_INTERVAL", "FramedStream"]
+__all__ = ["CANCEL_CHECK_INTERVAL", "Detached", "FramedStream"]
 
 #: Payloads at least this big are sent apart from their prefix instead of being copied
 #: behind it. A send_all costs ~25-30 us here, more than copying 64 KiB (measured:
@@ -33,6 +33,18 @@ _GATHER_THRESHOLD: Final = 16 * 1024
 #: cancellation on every this-many calls rather than on each: the check is ~0.5 us of a
 #: ~1.5 us budget per frame. Whenever a call has to wait, it is a full checkpoint.
 CANCEL_CHECK_INTERVAL: Final = 16
+
+
+class Detached(NamedTuple):
+    """What :meth:`FramedStream.detach` hands back, in the order the peer sent it."""
+
+    #: The byte stream, still open, for the next layer.
+    transport_stream: trio.abc.Stream
+    #: Frames already decoded that were not received yet.
+    frames: list[bytes]
+    #: Bytes received after them, not yet a whole frame (give them to the next layer
+    #: first, e.g. ``BufferedByteStream(transport_stream, initial=trailing)``).
+    trailing: bytes
 
 
 @final
@@ -82,6 +94,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         # payloads below this take send()'s hot path (within the limit, sent in one piece)
         self._small_send = min(format.limit + 1, SEPARATE_SEND_THRESHOLD) if self._plain else 0
         self._fast_calls = 0  # fast-path calls since the last cancellation check
+        self._detached = False
 
     # -- sending -----------------------------------------------------------------------
 
@@ -247,9 +260,39 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._ready.clear()
         return out
 
+    # -- handing over ------------------------------------------------------------------
+
+    def detach(self) -> Detached:
+        """Stop framing, and hand the connection and everything read but not yet
+        received to the next layer: to switch framing mid-connection (a line header
+        then a raw body, STARTTLS), nothing lost. This stream is closed afterwards;
+        the transport is not.
+
+        Raises:
+            trio.BusyResourceError: a task is sending or receiving.
+            trio.ClosedResourceError: the stream was closed (or detached) already.
+        """
+        state = self._state
+        if state.busy_sending:
+            raise trio.BusyResourceError("cannot detach while a task is sending")
+        if state.busy_receiving:
+            raise trio.BusyResourceError("cannot detach while a task is receiving")
+        if state.closed:
+            raise trio.ClosedResourceError("this FramedStream was closed")
+        state.close()
+        self._detached = True
+        frames = list(self._ready)
+        self._ready.clear()
+        trailing, _ = self._decoder.trailing_data
+        return Detached(self.transport_stream, frames, trailing)
+
     # -- closing -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the transport stream. Idempotent; always a checkpoint."""
+        """Close the transport stream (not after :meth:`detach`: it was handed over).
+        Idempotent; always a checkpoint."""
         self._state.close()
+        if self._detached:
+            await checkpoint()
+            return
         await self.transport_stream.aclose()

@@ -7,9 +7,11 @@ import random
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import memory_stream_pair
 
 from framekit import (
+    BufferedByteStream,
     FramedStream,
     FrameTooLarge,
     Framing,
@@ -130,3 +132,46 @@ async def test_a_peer_that_never_ends_its_line_is_cut_off_at_the_limit() -> None
             await receiver.receive()
         nursery.cancel_scope.cancel()
     assert receiver._decoder.buffered <= 1024 + 1 + 65536
+
+
+async def test_detach_hands_over_decoded_frames_and_trailing_bytes() -> None:
+    """A line protocol that switches to raw bytes mid-connection loses nothing."""
+    a, b = memory_stream_pair()
+    await a.send_all(b"HELLO\nUPGRADE\nqueued\nraw bytes, no newline")
+    lines = FramedStream(b, format=parse_framing("lines"))
+    assert await lines.receive() == b"HELLO"
+    assert await lines.receive() == b"UPGRADE"
+    handed = lines.detach()
+    assert handed.frames == [b"queued"]
+    assert handed.trailing == b"raw bytes, no newline"
+    raw = BufferedByteStream(handed.transport_stream, initial=handed.trailing)
+    await a.send_all(b"!")
+    assert await raw.receive_exactly(22) == b"raw bytes, no newline!"
+    async with lines:  # leaving it does not close the handed-over transport
+        pass
+    await handed.transport_stream.send_all(b"still open")
+    with pytest.raises(trio.ClosedResourceError):
+        await lines.receive()
+    with pytest.raises(trio.ClosedResourceError):
+        lines.detach()
+
+
+async def test_detach_refuses_while_busy() -> None:
+    _, b = memory_stream_pair()
+    stream = FramedStream(b)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.receive)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            stream.detach()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_decoder_reports_its_trailing_data(spec: str) -> None:
+    framing = parse_framing(spec)
+    decoder = framing.decoder()
+    whole = framing.encoder().encode(sample(framing, 4)[1] if "offset" in spec else b"abc")
+    decoder.receive_data(whole + whole[:2])
+    assert len(decoder.frames()) == 1
+    assert decoder.trailing_data == (whole[:2], False)
