@@ -83,6 +83,7 @@ class BufferedDecoder:
             raise self._error
         out: list[bytes] = []
         try:
+            self._decode_batch(out)
             while (frame := self._decode_one()) is not None:
                 out.append(frame)
             if not out and self._eof:
@@ -114,6 +115,11 @@ class BufferedDecoder:
         return NEED_DATA if frame is None else frame
 
     # -- for subclasses ----------------------------------------------------------------
+
+    def _decode_batch(self, out: list[bytes]) -> None:
+        """Append the frames the fast path can decode (from one ``bytes`` copy of the
+        complete ones); whatever it leaves - errors, oversize, a partial frame - is
+        :meth:`_decode_one`'s. Default: nothing."""
 
     def _decode_one(self) -> bytes | None:
         """The next whole frame, or None if more bytes are needed."""

@@ -197,6 +197,36 @@ class DelimitedDecoder(BufferedDecoder):
     def _rebase(self, removed: int) -> None:
         self._scanned = max(0, self._scanned - removed)
 
+    def _decode_batch(self, out: list[bytes]) -> None:
+        fmt = self.format
+        if len(fmt.delimiters) != 1 or self._discarding:
+            return
+        delim = fmt.delimiters[0]
+        buf, start = self._buf, self._start
+        scan_from = max(self._scanned, start)
+        last = buf.rfind(delim, scan_from)
+        if last == -1:
+            return
+        # One copy of every complete frame, then bytes slices of it: one object a frame.
+        chunk = bytes(buf[start : last + len(delim)])
+        find, size, limit = chunk.find, len(delim), fmt.max_frame_size
+        keep, strip_cr = fmt.keep_delimiter, fmt.strip_cr
+        append = out.append
+        pos, n = 0, len(chunk)
+        i = find(delim, scan_from - start)  # the bytes before scan_from hold no delimiter
+        while True:
+            end = i
+            if strip_cr and end > pos and chunk[end - 1] == 13:  # '\r'
+                end -= 1
+            if end - pos > limit:
+                break  # _decode_one raises or skips it
+            append(chunk[pos : i + size] if keep else chunk[pos:end])
+            pos = i + size
+            if pos >= n:
+                break
+            i = find(delim, pos)
+        self._start = self._scanned = start + pos
+
     def _decode_one(self) -> bytes | None:
         fmt = self.format
         buf, start = self._buf, self._start

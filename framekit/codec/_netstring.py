@@ -13,6 +13,9 @@ from ._format import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = ["NetstringDecoder", "NetstringEncoder", "NetstringFormat"]
 
+#: Distinct lengths a decoder remembers parsed (a few KiB at most).
+_LENGTH_CACHE = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class NetstringFormat:
@@ -106,13 +109,57 @@ class NetstringEncoder:
 class NetstringDecoder(BufferedDecoder):
     """Turns netstrings, fed in any chunking, back into payloads."""
 
-    __slots__ = ("_limit", "_max_digits", "format")
+    __slots__ = ("_lengths", "_limit", "_max_digits", "format")
 
     def __init__(self, format: NetstringFormat) -> None:
         super().__init__()
         self.format = format
+        self._lengths: dict[bytes, int] = {}  # valid digit strings seen, parsed once
         self._limit = format.max_frame_size
         self._max_digits = len(str(format.max_frame_size))
+
+    def _decode_batch(self, out: list[bytes]) -> None:
+        buf, start = self._buf, self._start
+        end = len(buf)
+        reach = self._max_digits + 1
+        colon = buf.find(b":", start, min(end, start + reach))
+        if colon <= start or not buf[start:colon].isdigit():
+            return
+        if colon + 1 + int(buf[start:colon]) >= end:
+            return  # the first netstring is incomplete: no copy
+        chunk = bytes(buf[start:end])
+        find, startswith = chunk.find, chunk.startswith
+        limit, n, pos = self._limit, len(chunk), 0
+        lengths = self._lengths
+        append = out.append
+        # The last "digits:" seen (a byte no netstring starts with, at first), its length,
+        # and the bytes from it to the comma: lengths repeat, so most frames skip parsing.
+        head, head_size, skip = b"\xff", 1, 0
+        while True:
+            if startswith(head, pos):
+                comma = pos + skip
+            else:
+                colon = find(b":", pos, pos + reach)
+                if colon <= pos:
+                    break
+                digits = chunk[pos:colon]
+                length = lengths.get(digits)
+                if length is None:
+                    if not digits.isdigit() or (digits[0] == 48 and colon - pos > 1):  # '0'
+                        break  # _decode_one names the problem
+                    length = int(digits)
+                    if len(lengths) < _LENGTH_CACHE:
+                        lengths[digits] = length
+                if length > limit:
+                    break
+                head_size = colon + 1 - pos
+                head, skip = chunk[pos : colon + 1], head_size + length
+                comma = pos + skip
+            if comma >= n or chunk[comma] != 44:  # ','
+                break
+            append(chunk[pos + head_size : comma])
+            pos = comma + 1
+        self._start = start + pos
 
     def _decode_one(self) -> bytes | None:
         buf, start = self._buf, self._start

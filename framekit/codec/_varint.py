@@ -135,6 +135,28 @@ class VarintDecoder(BufferedDecoder):
         self._max_prefix = format.max_prefix
         self._skip = 0
 
+    def _decode_batch(self, out: list[bytes]) -> None:
+        buf, start = self._buf, self._start
+        end = len(buf)
+        if self._skip or start >= end:
+            return
+        first = buf[start]
+        if first >= 0x80 or start + 1 + first > end:
+            return  # a long prefix, or the first frame incomplete: no copy
+        chunk = bytes(buf[start:end])
+        limit, n, pos = self._limit, len(chunk), 0
+        append = out.append
+        while pos < n:
+            length = chunk[pos]
+            if length >= 0x80 or length > limit:
+                break  # multi-byte prefix or oversize: _decode_one's
+            frame_end = pos + 1 + length
+            if frame_end > n:
+                break
+            append(chunk[pos + 1 : frame_end])
+            pos = frame_end
+        self._start = start + pos
+
     def _decode_one(self) -> bytes | None:
         buf = self._buf
         end = len(buf)

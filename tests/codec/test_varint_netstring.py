@@ -117,3 +117,35 @@ def test_netstring_digits_are_bounded_before_the_colon() -> None:
     decoder.receive_data(b"00")  # 4 digits: more than 100 can have
     with pytest.raises(FrameTooLarge):
         decoder.frames()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "wire", "good", "error"),
+    [
+        (NetstringFormat(), b"1:a,2:bc,2:de,01:x,", [b"a", b"bc", b"de"], MalformedFrame),
+        (NetstringFormat(), b"1:a,1:b,1:cX", [b"a", b"b"], MalformedFrame),
+        (NetstringFormat(100), b"1:a,101:", [b"a"], FrameTooLarge),
+        (VarintFormat(10), b"\x01a\x01b\x0b" + b"x" * 11, [b"a", b"b"], FrameTooLarge),
+        (VarintFormat(), b"\x01a\x80\x00", [b"a"], MalformedFrame),
+    ],
+)
+def test_frames_before_an_error_come_first_then_the_error(
+    fmt: NetstringFormat | VarintFormat, wire: bytes, good: list[bytes], error: type[Exception]
+) -> None:
+    decoder = fmt.decoder()
+    decoder.receive_data(wire)
+    assert decoder.frames() == good
+    with pytest.raises(error):
+        decoder.frames()
+    with pytest.raises(error):  # terminal
+        decoder.next_frame()
+
+
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=30), st.data())
+def test_netstring_lengths_that_repeat_or_change_decode_the_same(
+    items: list[bytes], data: st.DataObject
+) -> None:
+    """The fast path remembers the last length's digits; changing lengths must not fool it."""
+    fmt = NetstringFormat()
+    wire = fmt.encoder().encode_many(items)
+    assert decode(fmt, split(wire, data.draw(cuts))) == items
