@@ -76,6 +76,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .compare import ClosingRun as ClosingRun
     from .compare import CompareOptions as CompareOptions
     from .compare import CompareReport as CompareReport
+    from .compare import Conditions as Conditions
     from .compare import HandshakeResult as HandshakeResult
     from .compare import LifecycleLesson as LifecycleLesson
     from .compare import LifecycleOptions as LifecycleOptions
@@ -159,6 +160,7 @@ _LAZY: dict[str, str] = {
             "BurstResult",
             "CompareOptions",
             "CompareReport",
+            "Conditions",
             "Piece",
             "RepeatReport",
             "WayResult",

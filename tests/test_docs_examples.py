@@ -199,8 +199,9 @@ PICTURES = {
 
 
 def svg_lines(path: Path) -> list[str]:
-    """The text of a rich SVG, line by line, with what varies between runs folded away:
-    every digit is ``#``, every strip of blocks one ``▮``, spaces dropped (rich places
+    """The text of a rich SVG, line by line, with what varies between runs and machines
+    folded away: the OS / Python / Trio line, buffer sizes, every digit is ``#``, every
+    strip of blocks one ``▮``, spaces dropped (rich places
     each run of text by position, so spacing is not in the text itself)."""
     root = ElementTree.parse(path).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
@@ -214,6 +215,9 @@ def svg_lines(path: Path) -> list[str]:
     lines = []
     for y in sorted(rows):
         line = "".join(t for _, t in sorted(rows[y])).replace("\xa0", "").replace(" ", "")
+        # the machine line and buffer sizes name this machine (its kernel, its defaults)
+        line = re.sub(r"^│?[A-Za-z]\S*,Python\S+,Trio[\d.]+", "<machine>", line)
+        line = re.sub(r"[\d.]+(?:MiB|KiB)", "<size>", line)
         line = re.sub(r"[█░]+", "▮", re.sub(r"\d", "#", line))
         lines.append(line)
     return lines

@@ -179,6 +179,7 @@ def framing_report(report: framekit.CompareReport) -> RenderableType:
         else "from the start, as fast as it can"
     )
     parts: list[RenderableType] = [
+        *conditions(report.conditions),
         Text(
             f"{describe_sizes(opts.sizes)}; the receiver reads {opts.read_size} B at a time, "
             f"{reader} (--reader {opts.reader}); one cell ≈ {scale:,.0f} B; receives are "
@@ -205,6 +206,13 @@ def framing_report(report: framekit.CompareReport) -> RenderableType:
             ),
         ]
     return Panel(Group(*parts), title="framekit compare: what the receiver got", expand=False)
+
+
+def conditions(found: framekit.Conditions | None) -> list[RenderableType]:
+    """The OS and socket settings behind the figures, two dim lines (none if unknown)."""
+    if found is None:
+        return []
+    return [Text(line, style="dim") for line in found.describe()]
 
 
 def _runs(n: int, runs: int, style: str) -> Text:
@@ -249,6 +257,7 @@ def repeat_report(report: framekit.RepeatReport) -> RenderableType:
         lines.append(f"{key}: skipped: {why}")
     return Panel(
         Group(
+            *conditions(report.conditions),
             Text(
                 f"{describe_sizes(opts.sizes)}, {runs} runs, read {opts.read_size} B at a "
                 f"time (--reader {opts.reader})",
@@ -291,6 +300,7 @@ def recv_lesson(lesson: framekit.RecvLesson) -> RenderableType:
     largest = max(c.length for step in lesson.steps for c in step.calls)
     scale = max(1.0, largest / 24)
     parts: list[RenderableType] = [
+        *conditions(lesson.conditions),
         Text(
             "each recv(n) call: the bytes it returned (one colour per message, b'' for the "
             f"end of the stream; one cell ≈ {scale:,.0f} B), the bytes still unread after "
@@ -389,7 +399,8 @@ def lifecycle_lesson(lesson: framekit.LifecycleLesson) -> RenderableType:
         Text(lesson.rebind.note, style="italic"),
     )
     reasons = {s.reason for run in lesson.closes for s in (run.established, run.closed) if s.reason}
-    parts: list[RenderableType] = [handshake, Text(hs.note, style="italic"), Text(), closes]
+    parts: list[RenderableType] = [*conditions(lesson.conditions), handshake]
+    parts += [Text(hs.note, style="italic"), Text(), closes]
     parts += [Text(f"not observable: {r}", style="yellow") for r in sorted(reasons)]
     parts += [Text(), Text("rebinding the port of a server that closed first:", style="bold")]
     parts += [binds, Text(), notes]

@@ -4,6 +4,7 @@ Each runs on loopback and returns result objects; nothing here prints."""
 
 from __future__ import annotations
 
+from ._conditions import Conditions as Conditions
 from ._experiment import COMPARE_SCHEMA as COMPARE_SCHEMA
 from ._experiment import BurstResult as BurstResult
 from ._experiment import CompareOptions as CompareOptions
@@ -40,6 +41,7 @@ __all__ = [
     "ClosingRun",
     "CompareOptions",
     "CompareReport",
+    "Conditions",
     "HandshakeResult",
     "LifecycleLesson",
     "LifecycleOptions",

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 import trio
 
 from ..streams import FramedStream
+from ._conditions import Conditions, observe_conditions
 
 __all__ = [
     "COMPARE_SCHEMA",
@@ -248,6 +249,7 @@ class CompareReport:
         burst: the UDP burst (``None`` with ``burst=0``).
         skipped: ways that did not run, and why (``udp`` for messages over 65,507 B;
             ``sleep`` when it would sleep over :data:`MAX_SLEEPING` seconds).
+        conditions: the OS and socket settings the figures depend on.
         schema: version of :meth:`to_dict`'s document.
     """
 
@@ -255,6 +257,7 @@ class CompareReport:
     ways: tuple[WayResult, ...]
     burst: BurstResult | None
     skipped: dict[str, str] = field(default_factory=dict)
+    conditions: Conditions | None = None
     schema: int = field(default=COMPARE_SCHEMA)
 
     def way(self, key: WayKey) -> WayResult:
@@ -287,6 +290,7 @@ class CompareReport:
                 "ways": ways,
                 "skipped": dict(self.skipped),
                 "burst": burst,
+                "conditions": None if self.conditions is None else asdict(self.conditions),
             }
         )
         return doc
@@ -334,6 +338,7 @@ class RepeatReport:
         runs: the number of runs.
         ways: one tally per way.
         skipped: ways that could not run, and why.
+        conditions: the OS and socket settings the figures depend on.
         schema: version of :meth:`to_dict`'s document.
     """
 
@@ -341,6 +346,7 @@ class RepeatReport:
     runs: int
     ways: tuple[WayTally, ...]
     skipped: dict[str, str] = field(default_factory=dict)
+    conditions: Conditions | None = None
     schema: int = field(default=COMPARE_SCHEMA)
 
     def way(self, key: WayKey) -> WayTally:
@@ -369,6 +375,7 @@ class RepeatReport:
                 "runs": self.runs,
                 "ways": ways,
                 "skipped": dict(self.skipped),
+                "conditions": None if self.conditions is None else asdict(self.conditions),
             }
         )
         return doc
@@ -862,7 +869,12 @@ async def run_compare(options: CompareOptions | None = None) -> CompareReport:
     else:
         ways.append(await _udp(opts))
     burst = await _burst(opts) if opts.burst else None
-    return CompareReport(options=opts, ways=tuple(ways), burst=burst, skipped=skipped)
+    conditions = await observe_conditions(
+        host=opts.host, read_size=opts.read_size, nagle=not opts.nodelay
+    )
+    return CompareReport(
+        options=opts, ways=tuple(ways), burst=burst, skipped=skipped, conditions=conditions
+    )
 
 
 async def run_compare_repeated(options: CompareOptions | None, runs: int) -> RepeatReport:
@@ -891,4 +903,6 @@ async def run_compare_repeated(options: CompareOptions | None, runs: int) -> Rep
                 elapsed=tuple(r.elapsed for r in results),
             )
         )
-    return RepeatReport(opts, runs, tuple(tallies), dict(reports[0].skipped))
+    return RepeatReport(
+        opts, runs, tuple(tallies), dict(reports[0].skipped), conditions=reports[0].conditions
+    )

@@ -34,6 +34,8 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ._conditions import Conditions, observe_conditions
+
 __all__ = [
     "CLOSED",
     "LIFECYCLE_SCHEMA",
@@ -284,6 +286,8 @@ class LifecycleLesson:
     handshake: HandshakeResult
     closes: tuple[ClosingRun, ...]
     rebind: RebindResult
+    #: The OS and socket settings the figures depend on.
+    conditions: Conditions | None = None
     schema: int = field(default=LIFECYCLE_SCHEMA)
 
     def closing(self, first_closer: Role) -> ClosingRun:
@@ -309,6 +313,7 @@ class LifecycleLesson:
                 "handshake": handshake,
                 "closes": closes,
                 "rebind": asdict(self.rebind),
+                "conditions": None if self.conditions is None else asdict(self.conditions),
             }
         )
         return doc
@@ -756,4 +761,5 @@ async def run_lifecycle_lesson(options: LifecycleOptions | None = None) -> Lifec
         handshake=handshake,
         closes=(client_first, server_first),
         rebind=rebind,
+        conditions=await observe_conditions(host=opts.host, read_size=None, nagle=None),
     )

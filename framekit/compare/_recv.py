@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ._conditions import Conditions, observe_conditions
 from ._experiment import Piece, attribute
 
 __all__ = [
@@ -191,6 +192,8 @@ class RecvLesson:
 
     options: RecvOptions
     steps: tuple[RecvStep, ...]
+    #: The OS and socket settings the figures depend on.
+    conditions: Conditions | None = None
     schema: int = field(default=RECV_SCHEMA)
 
     def step(self, key: RecvKey) -> RecvStep:
@@ -233,7 +236,8 @@ class RecvLesson:
             }
             for s in self.steps
         ]
-        return {"schema": self.schema, "options": options, "steps": steps}
+        conditions = None if self.conditions is None else asdict(self.conditions)
+        return {"schema": self.schema, "options": options, "steps": steps, "conditions": conditions}
 
 
 # --- measuring ------------------------------------------------------------------------
@@ -563,4 +567,5 @@ async def run_recv_lesson(options: RecvOptions | None = None) -> RecvLesson:
     for step in (_blocks, _buffered, _partial, _closed, _half_close):
         with trio.fail_after(opts.timeout):
             steps.append(await step(opts))
-    return RecvLesson(options=opts, steps=tuple(steps))
+    conditions = await observe_conditions(host=opts.host, read_size=opts.read_size, nagle=False)
+    return RecvLesson(options=opts, steps=tuple(steps), conditions=conditions)
