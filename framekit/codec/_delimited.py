@@ -202,29 +202,45 @@ class DelimitedDecoder(BufferedDecoder):
         if len(fmt.delimiters) != 1 or self._discarding:
             return
         delim = fmt.delimiters[0]
+        size = len(delim)
         buf, start = self._buf, self._start
         scan_from = max(self._scanned, start)
         last = buf.rfind(delim, scan_from)
         if last == -1:
+            # No delimiter in the new bytes: the next scan starts where one split across
+            # chunks could begin, so no byte is searched twice.
+            self._scanned = max(start, len(buf) - size + 1)
             return
-        # One copy of every complete frame, then bytes slices of it: one object a frame.
-        chunk = bytes(buf[start : last + len(delim)])
-        find, size, limit = chunk.find, len(delim), fmt.max_frame_size
-        keep, strip_cr = fmt.keep_delimiter, fmt.strip_cr
-        append = out.append
-        pos, n = 0, len(chunk)
-        i = find(delim, scan_from - start)  # the bytes before scan_from hold no delimiter
-        while True:
-            end = i
-            if strip_cr and end > pos and chunk[end - 1] == 13:  # '\r'
-                end -= 1
-            if end - pos > limit:
-                break  # _decode_one raises or skips it
-            append(chunk[pos : i + size] if keep else chunk[pos:end])
-            pos = i + size
-            if pos >= n:
-                break
-            i = find(delim, pos)
+        # One copy of every complete frame, split in C (as Twisted's LineOnlyReceiver
+        # does); the rules (limit, '\r', keep) are checked on the whole batch at once.
+        chunk = bytes(buf[start : last + size])
+        frames = chunk.split(delim)
+        frames.pop()  # the empty piece after the last delimiter
+        limit = fmt.max_frame_size
+        if fmt.strip_cr and b"\r" in chunk:
+            frames = [f[:-1] if f[-1:] == b"\r" else f for f in frames]
+        if len(chunk) > limit and max(map(len, frames)) > limit:
+            # Hand over the frames before the first long one; _decode_one refuses or
+            # skips that one.
+            good = 0
+            for frame in frames:
+                if len(frame) > limit:
+                    break
+                good += 1
+            frames = frames[:good]
+            pos = 0
+            for _ in range(good):
+                pos = chunk.index(delim, pos) + size
+        else:
+            pos = len(chunk)
+        if fmt.keep_delimiter:
+            ends = []
+            at = 0
+            for _ in frames:
+                at = chunk.index(delim, at) + size
+                ends.append(at)
+            frames = [chunk[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+        out.extend(frames)
         self._start = self._scanned = start + pos
 
     def _decode_one(self) -> bytes | None:
