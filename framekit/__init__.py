@@ -36,6 +36,7 @@ from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import MalformedFrame as MalformedFrame
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import UnsupportedPlatform as UnsupportedPlatform
 from ._version import __version__ as __version__
 from .codec import DEFAULT_FORMAT as DEFAULT_FORMAT
 from .codec import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
@@ -316,6 +317,7 @@ __all__ = sorted(
         "RemoteProtocolError",
         "Sentinel",
         "TUTORIAL_FORMAT",
+        "UnsupportedPlatform",
         *_LAZY,
     ]
 )

@@ -19,6 +19,7 @@ __all__ = [
     "MalformedFrame",
     "ProtocolError",
     "RemoteProtocolError",
+    "UnsupportedPlatform",
 ]
 
 
@@ -175,3 +176,22 @@ class ListenError(FramekitError, OSError):
     Its message names the address (``tcp://127.0.0.1:9999``); ``errno`` is the
     system's.
     """
+
+
+class UnsupportedPlatform(FramekitError):
+    """This operating system lacks what a part of framekit needs, so it refuses to start.
+
+    Raised at once, before anything is bound or run: by the command server
+    (:func:`~framekit.serve`, :func:`~framekit.serve_commands`) where there are no POSIX
+    process groups to kill a command's whole process tree (Windows). The codecs, the
+    stream wrappers, the client and the UDP echo run everywhere.
+
+    Attributes:
+        feature: what cannot run (``"the command server"``).
+        platform: the platform it was refused on (``sys.platform``: ``"win32"``).
+    """
+
+    def __init__(self, message: str, *, feature: str, platform: str) -> None:
+        super().__init__(message)
+        self.feature = feature
+        self.platform = platform

@@ -15,6 +15,7 @@ from .datagram import UdpEchoStats, serve_tcp_echo, serve_udp_echo
 from .datagram._socket import SOCKET_BUFFER
 from .remote import ServerConfig, serve_commands
 from .remote._config import check_bind_safety
+from .remote._processes import require_process_groups
 from .streams._groups import raise_single
 
 __all__ = ["STOP_SIGNALS", "ServerAddresses", "serve", "serve_until_signal"]
@@ -60,11 +61,17 @@ async def serve(
     Cancelling it stops accepting, sends running commands SIGTERM, gives them
     ``shutdown_grace`` seconds, then kills their process groups.
 
+    The command server needs POSIX process groups (Linux, macOS, the BSDs); on Windows
+    it refuses at once. The UDP echo alone runs everywhere: :func:`~framekit.serve_udp_echo`.
+
     Raises:
+        UnsupportedPlatform: no POSIX process groups here (Windows): refused before
+            anything is bound.
         InsecureBindError: non-loopback host without a token and without ``insecure``.
         OSError: a port could not be bound, or the upload directory is unusable.
     """
-    await check_bind_safety(config)  # before anything is bound, and raised as it is
+    require_process_groups()  # before anything is bound, and raised as it is
+    await check_bind_safety(config)
     try:
         await _serve(config, udp_stats, task_status)
     except BaseExceptionGroup as group:
@@ -115,7 +122,13 @@ async def serve_until_signal(
     The shutdown is the graceful one of :func:`serve` (commands get SIGTERM, then
     ``shutdown_grace``, then SIGKILL), for Ctrl-C, ``kill`` and a closed terminal
     (SIGHUP) alike.
+
+    Raises:
+        UnsupportedPlatform: no POSIX process groups here (Windows), before anything else.
+        ExceptionGroup: holding what :func:`serve` raised while starting
+            (``InsecureBindError``, ``ListenError``, ...).
     """
+    require_process_groups()  # raised as it is, not inside the nursery's group
     received = 0
     with trio.open_signal_receiver(*signals) as incoming:
         async with trio.open_nursery() as nursery:

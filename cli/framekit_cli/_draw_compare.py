@@ -306,7 +306,7 @@ def recv_lesson(lesson: framekit.RecvLesson) -> RenderableType:
             f"end of the stream; one cell ≈ {scale:,.0f} B), the bytes still unread after "
             "it, and how long it blocked",
             style="dim",
-        )
+        ),
     ]
     for step in lesson.steps:
         calls = Table.grid(padding=(0, 1))

@@ -28,6 +28,8 @@ EXIT_HOSTS_KILLED: Final = 3
 EXIT_HOSTS_FRAMEKIT: Final = 4
 #: ... or a command exited non-zero somewhere.
 EXIT_HOSTS_NONZERO: Final = 5
+#: serve: the command server does not run on this platform (Windows): EX_UNAVAILABLE.
+EXIT_UNSUPPORTED: Final = 69
 #: serve: an address could not be listened on (in use, not permitted): EX_OSERR.
 EXIT_LISTEN: Final = 71
 #: The remote program exists but cannot be run, as a shell says.
@@ -48,6 +50,7 @@ EXIT_CODES: Final = {
     EXIT_HOSTS_KILLED: "many hosts: a command timed out or was killed on one",
     EXIT_HOSTS_FRAMEKIT: "many hosts: framekit failed on one (connect, auth, refused)",
     EXIT_HOSTS_NONZERO: "many hosts: a command exited non-zero on one",
+    EXIT_UNSUPPORTED: "serve: not supported on this platform (Windows: no process groups)",
     EXIT_LISTEN: "serve, cat -l: could not listen on an address (in use, not permitted)",
     EXIT_NOT_EXECUTABLE: "send: the remote program cannot be executed",
     EXIT_NOT_FOUND: "send: the remote program was not found",
@@ -114,6 +117,8 @@ def error_code(exc: BaseException) -> str:
         return "insecure_bind"
     if isinstance(exc, framekit.ListenError):
         return "listen_failed"
+    if isinstance(exc, framekit.UnsupportedPlatform):
+        return "unsupported_platform"
     if isinstance(exc, BadInput):
         return "bad_input"
     if isinstance(exc, framekit.FramekitError):

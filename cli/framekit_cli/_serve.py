@@ -15,7 +15,7 @@ import typer
 import framekit
 
 from ._app import app, console, read_token_file, usage
-from ._exit import EXIT_LISTEN, EXIT_USAGE, STATE, run_trio
+from ._exit import EXIT_LISTEN, EXIT_UNSUPPORTED, EXIT_USAGE, STATE, run_trio
 from ._logs import LogFormat, LogLevel, setup_logging
 
 __all__ = ["serve"]
@@ -34,6 +34,8 @@ _FILE_ONLY = {
 
 
 def _failure_code(exc: BaseException) -> int:
+    if isinstance(exc, framekit.UnsupportedPlatform):
+        return EXIT_UNSUPPORTED
     if isinstance(exc, framekit.ListenError):
         return EXIT_LISTEN
     if isinstance(exc, framekit.InsecureBindError):
@@ -267,7 +269,8 @@ def serve(
 
     Binds loopback by default; another address needs a token (or --insecure). Ctrl-C,
     SIGTERM or SIGHUP (a closed terminal) stops it: running commands get SIGTERM, a
-    grace period, then SIGKILL for their whole process group.
+    grace period, then SIGKILL for their whole process group. Process groups are POSIX
+    (Linux, macOS): on Windows it refuses to start (exit 69).
 
     Examples:
 

@@ -63,9 +63,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-async def observe_conditions(
-    *, host: str, read_size: int | None, nagle: bool | None
-) -> Conditions:
+async def observe_conditions(*, host: str, read_size: int | None, nagle: bool | None) -> Conditions:
     """Open a loopback TCP pair and a UDP socket on ``host`` and read their defaults."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with trio.socket.socket(family) as listener:

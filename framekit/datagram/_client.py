@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 import trio
 
@@ -16,6 +19,38 @@ __all__ = ["DatagramReply", "DatagramTimeout", "PingReport", "ping", "send_datag
 
 class DatagramTimeout(FramekitError, TimeoutError):
     """No echo came back within the timeout, after every retry."""
+
+
+#: A connected UDP socket reports an earlier datagram's ICMP "port unreachable" (nobody
+#: listens there yet) on a later receive: as ECONNREFUSED on Linux and macOS, as
+#: WSAECONNRESET on Windows. Either way the datagram is sent again.
+_PORT_UNREACHABLE: Final = (ConnectionRefusedError, ConnectionResetError)
+#: Windows' error for a datagram longer than the receive buffer (POSIX truncates quietly).
+_WSAEMSGSIZE: Final = getattr(errno, "WSAEMSGSIZE", 10040)
+
+
+async def _receive_truncating(sock: trio.socket.SocketType, max_size: int) -> bytes:
+    """One datagram, cut to ``max_size`` bytes if longer: what POSIX's ``recv`` does."""
+    return await sock.recv(max_size)
+
+
+async def _receive_into(sock: trio.socket.SocketType, max_size: int) -> bytes:
+    """The same on Windows, whose ``recv`` fills the buffer with the start of a longer
+    datagram and then fails with WSAEMSGSIZE: the buffer is kept, as POSIX would."""
+    buffer = bytearray(max_size)
+    try:
+        size = await sock.recv_into(buffer)
+    except OSError as exc:
+        if exc.errno != _WSAEMSGSIZE:
+            raise
+        size = max_size
+    return bytes(buffer[:size])
+
+
+#: How an echo is received: chosen once, here, for this platform.
+_receive: Callable[[trio.socket.SocketType, int], Awaitable[bytes]] = (
+    _receive_into if sys.platform == "win32" else _receive_truncating
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +98,8 @@ async def send_datagram(
             with trio.move_on_after(timeout):
                 while True:
                     try:
-                        reply = await sock.recv(max_size)
-                    except ConnectionRefusedError:
+                        reply = await _receive(sock, max_size)
+                    except _PORT_UNREACHABLE:
                         # ICMP port unreachable for an earlier try: nobody listens yet.
                         await trio.sleep(min(timeout, 0.05))
                         break

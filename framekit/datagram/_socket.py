@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from typing import Final
 
 import trio
@@ -36,8 +37,23 @@ RECEIVE_BUFFER: Final = 65536
 #: 32 MiB none. Beyond net.core.rmem_max only root gets it (SO_RCVBUFFORCE).
 SOCKET_BUFFER: Final = 32 * 1024 * 1024
 
-SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)
-SO_SNDBUFFORCE: Final = getattr(socket, "SO_SNDBUFFORCE", 32)
+_LINUX: Final = sys.platform.startswith("linux")
+#: Linux's options that let root exceed net.core.[rw]mem_max (Python does not name them;
+#: 33 and 32 are their numbers in Linux's asm-generic headers). ``None`` elsewhere: on
+#: macOS and Windows those numbers mean other options (32 is SO_BROADCAST there).
+SO_RCVBUFFORCE: Final[int | None] = getattr(socket, "SO_RCVBUFFORCE", 33) if _LINUX else None
+SO_SNDBUFFORCE: Final[int | None] = getattr(socket, "SO_SNDBUFFORCE", 32) if _LINUX else None
+#: Linux reports twice the buffer it was asked for (the rest is its bookkeeping);
+#: macOS and Windows report the size itself.
+_REPORT_FACTOR: Final = 2 if _LINUX else 1
+#: What to do when the kernel grants less receive buffer than asked, per platform.
+_BUFFER_HINT: Final = (
+    "Raise net.core.rmem_max (sysctl) or run as root."
+    if _LINUX
+    else "Raise kern.ipc.maxsockbuf (sysctl)."
+    if sys.platform == "darwin"
+    else "The system capped it."
+)
 
 
 def max_payload(family: int) -> int:
@@ -45,17 +61,19 @@ def max_payload(family: int) -> int:
     return MAX_UDP6_PAYLOAD if family == socket.AF_INET6 else MAX_UDP_PAYLOAD
 
 
-def _set_buffer(sock: socket.socket, force: int, normal: int, size: int) -> int:
-    """Ask for ``size`` bytes of buffer; return what the kernel granted (it doubles it)."""
-    # Root may exceed net.core.[rw]mem_max with the *FORCE option; others get the cap.
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, force, size)
-    except OSError:
+def _set_buffer(sock: socket.socket, force: int | None, normal: int, size: int) -> int:
+    """Ask for ``size`` bytes of buffer; return what the kernel granted."""
+    # Root may exceed net.core.[rw]mem_max with the *FORCE option (Linux); others get
+    # the cap.
+    for option in (force, normal):
+        if option is None:
+            continue
         try:
-            sock.setsockopt(socket.SOL_SOCKET, normal, size)
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
         except OSError:
-            pass
-    return int(sock.getsockopt(socket.SOL_SOCKET, normal)) // 2
+            continue
+        break
+    return int(sock.getsockopt(socket.SOL_SOCKET, normal)) // _REPORT_FACTOR
 
 
 async def open_udp_socket(
@@ -77,10 +95,10 @@ async def open_udp_socket(
         granted = _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, buffer_size)
         if granted < buffer_size:
             log.warning(
-                "UDP receive buffer is %d bytes, not the %d asked for: bursts may be dropped. "
-                "Raise net.core.rmem_max (sysctl) or run as root.",
+                "UDP receive buffer is %d bytes, not the %d asked for: bursts may be dropped. %s",
                 granted,
                 buffer_size,
+                _BUFFER_HINT,
             )
         _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, buffer_size)
         if family == socket.AF_INET6:

@@ -37,8 +37,8 @@ class ServerConfig:
         tcp_port: command server port (0: any free port).
         udp_port: echo server port (0: any free port; ``None``: no UDP echo).
         udp_buffer: kernel buffer asked for the UDP echo socket (``None``: 32 MiB, which
-            holds a burst of ~26,000 small datagrams; beyond ``net.core.rmem_max`` only
-            root gets it).
+            holds a burst of ~26,000 small datagrams; on Linux, beyond
+            ``net.core.rmem_max`` only root gets it).
         tcp_echo_port: a raw TCP echo port for ``framekit compare --tcp-echo`` (0: any
             free port; ``None``, the default: off).
         token: shared secret for the HMAC challenge; ``None`` disables authentication.

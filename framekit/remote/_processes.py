@@ -12,6 +12,11 @@ file descriptor, so a single task forwards stdout and stderr, feeds stdin and wa
 deadline. Measured here for
 ``true``: a thread handoff per command cost more CPU than the spawn itself (see
 ``docs/performance.md``).
+
+What the platform offers is decided once, at import, never by an ``AttributeError``
+mid-command: process groups (POSIX only: without them :func:`require_process_groups`
+refuses, so the server never starts on Windows), epoll (else a ``selectors`` selector:
+kqueue on macOS) and ``os.pidfd_open`` (Linux; else a worker thread waits for the exit).
 """
 
 from __future__ import annotations
@@ -22,15 +27,24 @@ import select
 import selectors
 import signal
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import trio
 
+from .._errors import UnsupportedPlatform
 from ..streams._groups import raise_single
 
-__all__ = ["CommandOutcome", "OutputSink", "kill_group", "run_command_streaming"]
+__all__ = [
+    "PROCESS_GROUPS",
+    "CommandOutcome",
+    "OutputSink",
+    "kill_group",
+    "require_process_groups",
+    "run_command_streaming",
+]
 
 #: Bytes read from a pipe at once: the pipe's default capacity on Linux is 64 KiB.
 _PIPE_READ: Final = 64 * 1024
@@ -42,6 +56,36 @@ Status = Literal["exited", "signaled", "timeout", "cancelled"]
 
 #: ``await sink(stream_name, data)``: where output chunks go, in order per stream.
 OutputSink = Callable[[str, bytes], Awaitable[None]]
+
+#: Whether this platform has POSIX process groups: a command started in a new session
+#: (``start_new_session``) leads its own group, and ``os.killpg`` ends the whole tree it
+#: started. Windows has neither, so the command server refuses to start there
+#: (:func:`require_process_groups`) instead of failing halfway through a command.
+PROCESS_GROUPS: Final = hasattr(os, "killpg") and hasattr(os, "setsid")
+#: POSIX's SIGKILL. Windows has no such signal (nor a command server to send it).
+_SIGKILL: Final[int] = getattr(signal, "SIGKILL", 9)
+#: sys.platform as people say it, for the refusal.
+_PLATFORM_NAMES: Final = {"win32": "Windows", "cygwin": "Cygwin", "emscripten": "Emscripten"}
+
+
+def require_process_groups(feature: str = "the command server") -> None:
+    """Refuse at once where commands cannot be run safely (no POSIX process groups).
+
+    Raises:
+        UnsupportedPlatform: on Windows (any platform without ``os.killpg``), with one
+            line saying what is unsupported, why, and what does work there.
+    """
+    if PROCESS_GROUPS:
+        return
+    name = _PLATFORM_NAMES.get(sys.platform, sys.platform)
+    raise UnsupportedPlatform(
+        f"{feature} is not supported on {name}: it needs POSIX process groups "
+        "(os.killpg) to kill a command's whole process tree; the library, the client "
+        "(framekit send), framekit compare and the UDP echo (framekit.serve_udp_echo) "
+        "work here",
+        feature=feature,
+        platform=sys.platform,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +125,7 @@ class CommandOutcome:
         }
 
 
-def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+def kill_group(pid: int, sig: int = _SIGKILL) -> None:
     """Send ``sig`` to process group ``pid``; a group that is already gone is fine."""
     try:
         os.killpg(pid, sig)
@@ -89,20 +133,36 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-async def _wait_process(proc: subprocess.Popen[bytes]) -> int:
-    """Reap ``proc`` without blocking the loop (cancellable; it can be waited again)."""
+async def _wait_in_thread(proc: subprocess.Popen[bytes]) -> int:
+    """Reap ``proc`` on a worker thread (cancellable: the thread is abandoned, and the
+    process can be waited again)."""
+    returncode = proc.poll()
+    if returncode is not None:
+        return returncode
+    return await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
+
+
+async def _wait_with_pidfd(proc: subprocess.Popen[bytes]) -> int:
+    """Reap ``proc`` through a pidfd the event loop watches: no thread (Linux >= 5.3)."""
     returncode = proc.poll()
     if returncode is not None:
         return returncode
     try:
         pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # not Linux >= 5.3: a thread waits instead
-        return await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
+    except OSError:  # a kernel older than 5.3 (ENOSYS), or out of descriptors
+        return await _wait_in_thread(proc)
     try:
         await trio.lowlevel.wait_readable(pidfd)  # readable once the process has exited
     finally:
         os.close(pidfd)
     return proc.wait()
+
+
+#: Reap ``proc`` without blocking the loop (cancellable; it can be waited again): with a
+#: pidfd where the os module has ``pidfd_open`` (Linux), else on a thread (macOS, BSD).
+_wait_process: Callable[[subprocess.Popen[bytes]], Awaitable[int]] = (
+    _wait_with_pidfd if hasattr(os, "pidfd_open") else _wait_in_thread
+)
 
 
 class _EpollPipes:
@@ -170,6 +230,7 @@ class _SelectorPipes:
 
 
 _PipeSet = _EpollPipes | _SelectorPipes
+#: The pipe set: epoll itself where the select module has it (Linux), else a selector.
 _Pipes: type[_PipeSet] = _EpollPipes if hasattr(select, "epoll") else _SelectorPipes
 
 

@@ -19,6 +19,7 @@ from ..streams._serve import (
 from ._config import ServerConfig, check_bind_safety
 from ._connection import Connection
 from ._log_text import escape
+from ._processes import require_process_groups
 from ._shared import SharedState
 
 __all__ = ["handle_connection", "serve_commands"]
@@ -56,9 +57,12 @@ async def serve_commands(
     SIGTERM, ``shutdown_grace`` seconds, then SIGKILL for their process group.
 
     Raises:
+        UnsupportedPlatform: no POSIX process groups here (Windows): refused before
+            anything is bound.
         InsecureBindError: non-loopback host without a token and without ``insecure``.
         OSError: the port could not be bound, or the upload directory is unusable.
     """
+    require_process_groups()
     await check_bind_safety(config)
     shared = await SharedState.create(config)
     tcp_listeners = await listen_tcp(config.tcp_port, config.host)

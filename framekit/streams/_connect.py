@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import math
-import os
 import random
 import socket
 import ssl
@@ -118,10 +117,11 @@ def _connect_failure(error: OSError, where: str, attempts: int, elapsed: float) 
             reason="name_resolution",
             where=where,
         )
-    # The system's words for the errno: trio's own strerror repeats the address as a tuple
-    # ("Error connecting to ('127.0.0.1', 1): ...").
-    code = getattr(inner, "errno", None)
-    words = os.strerror(code) if code else getattr(inner, "strerror", None) or str(inner)
+    words = getattr(inner, "strerror", None) or str(inner)
+    # trio's own strerror repeats the address as a Python tuple: keep the system's words
+    # ("Error connecting to ('127.0.0.1', 1): Connection refused").
+    if words.startswith("Error connecting to (") and "): " in words:
+        words = words.split("): ", 1)[1]
     if isinstance(inner, TimeoutError):
         reason, hint = "timeout", "is the host up, and the port open in its firewall?"
     elif getattr(inner, "errno", None) == errno.ECONNREFUSED:

@@ -29,6 +29,10 @@ SEPARATE_SEND_THRESHOLD: Final = 1024 * 1024
 #: From this size on, a frame going to a socket is sent with sendmsg([prefix, payload])
 #: instead of copying the payload behind its prefix first.
 _GATHER_THRESHOLD: Final = 16 * 1024
+#: Whether Trio's sockets have ``sendmsg`` (scatter/gather): not on Windows, where frames
+#: under ``SEPARATE_SEND_THRESHOLD`` are then all sent as one copied ``send_all``, the
+#: way frames below ``_GATHER_THRESHOLD`` always are. Chosen once, here (tests patch it).
+_CAN_GATHER: Final = hasattr(trio.socket.SocketType, "sendmsg")
 #: The fast paths (a frame already decoded, room in the send buffer) check for
 #: cancellation on every this-many calls rather than on each: the check is ~0.5 us of a
 #: ~1.5 us budget per frame. Whenever a call has to wait, it is a full checkpoint.
@@ -128,7 +132,11 @@ class FramedStream(trio.abc.Channel[bytes]):
                 else:
                     await self.transport_stream.send_all(prefix + value)
             return
-        if n >= _GATHER_THRESHOLD and isinstance(self.transport_stream, trio.SocketStream):
+        if (
+            n >= _GATHER_THRESHOLD
+            and _CAN_GATHER
+            and isinstance(self.transport_stream, trio.SocketStream)
+        ):
             with state.sending:
                 await self._send_gathered(self.transport_stream, self._pack(n), value)
             return

@@ -98,7 +98,7 @@ class TestCompare:
         assert result.exit_code == 0, result.output
         doc = json.loads(result.output)
         assert doc["schema"] == framekit.COMPARE_SCHEMA
-        assert set(doc) == {"schema", "options", "ways", "skipped", "burst"}
+        assert set(doc) == {"schema", "options", "ways", "skipped", "burst", "conditions"}
         ways = {w["key"]: w for w in doc["ways"]}
         assert list(ways) == ["raw", "sleep", "ack", "framed", "udp"]
         assert not ways["raw"]["boundaries_kept"] and ways["raw"]["merged"] > 0

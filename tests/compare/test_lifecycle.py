@@ -46,7 +46,7 @@ TCP_STATES_FIELDS = {
     "source",
     "reason",
 }
-DOCUMENT_FIELDS = {"schema", "platform", "options", "handshake", "closes", "rebind"}
+DOCUMENT_FIELDS = {"schema", "platform", "options", "handshake", "closes", "rebind", "conditions"}
 OPTIONS_FIELDS = {"connects", "host", "timeout"}
 HANDSHAKE_FIELDS = {
     "samples_us",

@@ -195,7 +195,7 @@ async def test_notes_are_made_from_the_figures() -> None:
 
 
 #: The documented to_dict() fields (docs/reference/cli.md): the output must have these.
-TOP_FIELDS = {"schema", "options", "steps"}
+TOP_FIELDS = {"schema", "options", "steps", "conditions"}
 OPTION_FIELDS = {
     "read_size",
     "small_read",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 from pathlib import Path
@@ -15,15 +16,21 @@ from framekit.remote._processes import CommandOutcome, run_command_streaming
 from ..helpers import process_gone, wait_gone
 
 
-@pytest.fixture(autouse=True, params=["epoll", "selectors"])
-def pipe_set(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs on epoll directly (Linux) and on the selectors fallback (others)."""
-    if request.param == "epoll":
-        if not hasattr(select, "epoll"):
-            pytest.skip("no epoll on this platform")
+@pytest.fixture(autouse=True, params=["linux", "portable"])
+def platform_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs twice: on what Linux offers (epoll itself, a pidfd to wait for the
+    exit) and on the fallbacks chosen where it is missing (macOS, the BSDs: a selectors
+    selector, a worker thread to wait), with ``os.pidfd_open`` gone so it cannot be
+    called by mistake."""
+    if request.param == "linux":
+        if not (hasattr(select, "epoll") and hasattr(os, "pidfd_open")):
+            pytest.skip("no epoll or pidfd_open on this platform")
         monkeypatch.setattr(_commands, "_Pipes", _commands._EpollPipes)
+        monkeypatch.setattr(_commands, "_wait_process", _commands._wait_with_pidfd)
     else:
         monkeypatch.setattr(_commands, "_Pipes", _commands._SelectorPipes)
+        monkeypatch.setattr(_commands, "_wait_process", _commands._wait_in_thread)
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
 
 
 class Sink:
