@@ -9,6 +9,7 @@ from typing import Literal, final
 from .._errors import FrameTooLarge, IncompleteFrame, InvalidFormat, LocalProtocolError
 from .._types import BytesLike, flat_bytes
 from ._buffer import BufferedDecoder
+from ._common import FormatCommon, too_large_to_send
 from ._format import DEFAULT_MAX_FRAME_SIZE, Oversize
 
 __all__ = ["DelimitedDecoder", "DelimitedEncoder", "DelimitedFormat"]
@@ -20,7 +21,7 @@ _DEFAULT_MAX_LINE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class DelimitedFormat:
+class DelimitedFormat(FormatCommon):
     """Frames that end with a delimiter (tokio's ``AnyDelimiterCodec``, Netty's
     ``DelimiterBasedFrameDecoder``); :meth:`lines` and :meth:`crlf` are the line presets.
 
@@ -99,18 +100,6 @@ class DelimitedFormat:
         """Lines ending in ``\\r\\n`` only (SMTP, Redis, HTTP/1 headers)."""
         return cls((b"\r\n",), max_frame_size, **options)  # type: ignore[arg-type]
 
-    @property
-    def limit(self) -> int:
-        """``max_frame_size``."""
-        return self.max_frame_size
-
-    @property
-    def spec(self) -> str:
-        """This format as a spec string :func:`~framekit.parse_framing` reads back."""
-        from ._spec import framing_spec
-
-        return framing_spec(self)
-
     def decoder(self) -> DelimitedDecoder:
         """A new decoder for this format."""
         return DelimitedDecoder(self)
@@ -144,11 +133,7 @@ class DelimitedEncoder:
     def _check(self, payload: BytesLike) -> BytesLike:
         payload = flat_bytes(payload)
         if len(payload) > self._limit:
-            raise FrameTooLarge(
-                f"cannot send a {len(payload)}-byte frame: max_frame_size is {self._limit} bytes",
-                length=len(payload),
-                limit=self._limit,
-            )
+            raise too_large_to_send(len(payload), self._limit)
         for delim in self._delims:
             if delim in payload:
                 raise LocalProtocolError(
@@ -265,7 +250,8 @@ class DelimitedDecoder(BufferedDecoder):
                     self.skipped_bytes += pending - keep
                     self._start = end - keep
                     return None
-                if pending - (longest - 1) > fmt.max_frame_size:
+                # Room for a delimiter that has begun to arrive, and a '\r' lines strip.
+                if pending - (longest - 1) - fmt.strip_cr > fmt.max_frame_size:
                     self._oversize(pending)
                     self._discarding = True
                     continue

@@ -23,6 +23,7 @@ from .._errors import (
     ProtocolError,
 )
 from .._types import BytesLike, flat_bytes
+from ._common import too_large_to_send
 from ._format import DEFAULT_FORMAT, FrameFormat
 
 __all__ = ["END_OF_STREAM", "NEED_DATA", "FrameDecoder", "FrameEncoder", "Sentinel"]
@@ -76,11 +77,7 @@ class FrameEncoder:
         self._plain = format.plain
 
     def _too_large(self, length: int) -> FrameTooLarge:
-        return FrameTooLarge(
-            f"cannot send a {length}-byte frame: max_frame_size is {self._limit} bytes",
-            length=length,
-            limit=self._limit,
-        )
+        return too_large_to_send(length, self._limit)
 
     def prefix(self, length: int) -> bytes:
         """The length prefix alone, for sending a large payload without copying it.

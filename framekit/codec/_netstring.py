@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import final
 
 from .._errors import FrameTooLarge, InvalidFormat, MalformedFrame
-from .._types import BytesLike, flat_bytes
 from ._buffer import BufferedDecoder
+from ._common import FormatCommon, HeadTailEncoder
 from ._format import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = ["NetstringDecoder", "NetstringEncoder", "NetstringFormat"]
@@ -18,7 +18,7 @@ _LENGTH_CACHE = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class NetstringFormat:
+class NetstringFormat(FormatCommon):
     """Netstrings, as Twisted's ``NetstringReceiver`` speaks them.
 
     The length is refused from its digits: more digits than the limit has, or a value
@@ -37,18 +37,6 @@ class NetstringFormat:
         if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 10**18:
             raise InvalidFormat(f"max_frame_size must be an integer from 0 to 10**18, not {m!r}")
 
-    @property
-    def limit(self) -> int:
-        """``max_frame_size``."""
-        return self.max_frame_size
-
-    @property
-    def spec(self) -> str:
-        """This format as a spec string :func:`~framekit.parse_framing` reads back."""
-        from ._spec import framing_spec
-
-        return framing_spec(self)
-
     def decoder(self) -> NetstringDecoder:
         """A new decoder for this format."""
         return NetstringDecoder(self)
@@ -59,7 +47,7 @@ class NetstringFormat:
 
 
 @final
-class NetstringEncoder:
+class NetstringEncoder(HeadTailEncoder):
     """Writes each payload as a netstring.
 
     Raises:
@@ -67,42 +55,15 @@ class NetstringEncoder:
         TypeError: (from every method) a payload is not bytes-like.
     """
 
-    __slots__ = ("_limit", "format")
+    __slots__ = ("format",)
+    _tail = b","
 
     def __init__(self, format: NetstringFormat) -> None:
+        super().__init__(format.max_frame_size)
         self.format = format
-        self._limit = format.max_frame_size
 
     def _head(self, n: int) -> bytes:
-        if n > self._limit:
-            raise FrameTooLarge(
-                f"cannot send a {n}-byte frame: max_frame_size is {self._limit} bytes",
-                length=n,
-                limit=self._limit,
-            )
         return b"%d:" % n
-
-    def encode(self, payload: BytesLike) -> bytes:
-        """One netstring."""
-        payload = flat_bytes(payload)
-        return self._head(len(payload)) + payload + b","
-
-    def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
-        """Append one netstring to ``buffer``."""
-        payload = flat_bytes(payload)
-        buffer += self._head(len(payload))
-        buffer += payload
-        buffer += b","
-
-    def encode_many(self, payloads: object) -> bytes:
-        """Many netstrings in one buffer; nothing is returned if any payload is refused."""
-        parts: list[BytesLike] = []
-        for payload in payloads:  # type: ignore[attr-defined]
-            payload = flat_bytes(payload)
-            parts.append(self._head(len(payload)))
-            parts.append(payload)
-            parts.append(b",")
-        return b"".join(parts)
 
 
 @final

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import final
 
 from .._errors import FrameTooLarge, IncompleteFrame, InvalidFormat, MalformedFrame
-from .._types import BytesLike, flat_bytes
 from ._buffer import BufferedDecoder
+from ._common import FormatCommon, HeadTailEncoder
 from ._format import DEFAULT_MAX_FRAME_SIZE, Oversize
 
 __all__ = ["VarintDecoder", "VarintEncoder", "VarintFormat", "encode_varint"]
@@ -27,7 +27,7 @@ def encode_varint(n: int) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class VarintFormat:
+class VarintFormat(FormatCommon):
     """A varint length, then that many payload bytes.
 
     A prefix is refused as soon as it is longer than the limit's own encoding needs (so a
@@ -50,21 +50,9 @@ class VarintFormat:
             raise InvalidFormat(f"oversize must be 'error' or 'discard', not {self.oversize!r}")
 
     @property
-    def limit(self) -> int:
-        """``max_frame_size``."""
-        return self.max_frame_size
-
-    @property
     def max_prefix(self) -> int:
         """The most bytes a length prefix may take: the limit's own encoding."""
         return len(encode_varint(self.max_frame_size))
-
-    @property
-    def spec(self) -> str:
-        """This format as a spec string :func:`~framekit.parse_framing` reads back."""
-        from ._spec import framing_spec
-
-        return framing_spec(self)
 
     def decoder(self) -> VarintDecoder:
         """A new decoder for this format."""
@@ -76,7 +64,7 @@ class VarintFormat:
 
 
 @final
-class VarintEncoder:
+class VarintEncoder(HeadTailEncoder):
     """Puts a varint length in front of each payload.
 
     Raises:
@@ -84,42 +72,14 @@ class VarintEncoder:
         TypeError: (from every method) a payload is not bytes-like.
     """
 
-    __slots__ = ("_limit", "format")
+    __slots__ = ("format",)
 
     def __init__(self, format: VarintFormat) -> None:
+        super().__init__(format.max_frame_size)
         self.format = format
-        self._limit = format.max_frame_size
 
     def _head(self, n: int) -> bytes:
-        if n > self._limit:
-            raise FrameTooLarge(
-                f"cannot send a {n}-byte frame: max_frame_size is {self._limit} bytes",
-                length=n,
-                limit=self._limit,
-            )
-        if n < 0x80:
-            return bytes((n,))
-        return encode_varint(n)
-
-    def encode(self, payload: BytesLike) -> bytes:
-        """One frame: varint plus payload."""
-        payload = flat_bytes(payload)
-        return self._head(len(payload)) + payload
-
-    def encode_into(self, buffer: bytearray, payload: BytesLike) -> None:
-        """Append one frame to ``buffer``."""
-        payload = flat_bytes(payload)
-        buffer += self._head(len(payload))
-        buffer += payload
-
-    def encode_many(self, payloads: object) -> bytes:
-        """Many frames in one buffer; nothing is returned if any payload is refused."""
-        parts: list[BytesLike] = []
-        for payload in payloads:  # type: ignore[attr-defined]
-            payload = flat_bytes(payload)
-            parts.append(self._head(len(payload)))
-            parts.append(payload)
-        return b"".join(parts)
+        return bytes((n,)) if n < 0x80 else encode_varint(n)
 
 
 @final

@@ -199,3 +199,10 @@ def test_batches_agree_with_a_line_by_line_reference(
         refused = True
     assert got == expected
     assert refused == too_long
+
+
+def test_a_cr_waiting_for_its_lf_does_not_count_against_the_limit() -> None:
+    """Found by the reference test: b"abc\r" then b"\n" is a 3-byte line, within max 3."""
+    fmt = DelimitedFormat.lines(max_frame_size=3)
+    assert decode(fmt, [b"abc\r", b"\n"]) == [b"abc"]
+    assert decode(DelimitedFormat.lines(max_frame_size=0), [b"\r", b"\n"]) == [b""]
