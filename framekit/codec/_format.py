@@ -130,6 +130,8 @@ class FrameFormat:
             raise InvalidFormat(f"length field width must be 1 to 8 bytes, not {self.width!r}")
         if self.byteorder == "native":
             object.__setattr__(self, "byteorder", sys.byteorder)
+        if self.width == 1 and self.byteorder in ("big", "little"):
+            object.__setattr__(self, "byteorder", "big")  # one byte has no order: one value
         if self.byteorder not in ("big", "little"):
             raise InvalidFormat(
                 f"byteorder must be 'big', 'little' or 'native', not {self.byteorder!r}"

@@ -49,6 +49,10 @@ def test_specs_name_their_framing_and_round_trip(spec: str, expected: object) ->
     assert parse_framing(fmt.spec) == fmt
 
 
+def test_a_one_byte_field_has_no_byte_order() -> None:
+    assert FrameFormat(1, "little") == FrameFormat(1) == parse_framing(FrameFormat(1, "little").spec)
+
+
 def test_i32le_is_the_tutorials_struct_i_on_little_endian_machines() -> None:
     assert parse_framing("i32le").encoder().encode(b"ab")[:4] == struct.pack("<i", 2)
 
