@@ -50,7 +50,8 @@ def test_specs_name_their_framing_and_round_trip(spec: str, expected: object) ->
 
 
 def test_a_one_byte_field_has_no_byte_order() -> None:
-    assert FrameFormat(1, "little") == FrameFormat(1) == parse_framing(FrameFormat(1, "little").spec)
+    little = FrameFormat(1, "little")
+    assert little == FrameFormat(1) == parse_framing(little.spec)
 
 
 def test_i32le_is_the_tutorials_struct_i_on_little_endian_machines() -> None:
