@@ -83,7 +83,7 @@ class BufferedDecoder:
             raise self._error
         out: list[bytes] = []
         try:
-            self._decode_batch(out)
+            out = self._decode_batch()
             while (frame := self._decode_one()) is not None:
                 out.append(frame)
             if not out and self._eof:
@@ -116,10 +116,19 @@ class BufferedDecoder:
 
     # -- for subclasses ----------------------------------------------------------------
 
-    def _decode_batch(self, out: list[bytes]) -> None:
-        """Append the frames the fast path can decode (from one ``bytes`` copy of the
-        complete ones); whatever it leaves - errors, oversize, a partial frame - is
-        :meth:`_decode_one`'s. Default: nothing."""
+    def _decode_batch(self) -> list[bytes]:
+        """The frames the fast path can decode (from one ``bytes`` copy of the complete
+        ones), as a new list; whatever it leaves - errors, oversize, a partial frame - is
+        :meth:`_decode_one`'s. Default: none."""
+        return []
+
+    def _complete(self, end: int) -> bytes:
+        """The unconsumed buffer up to ``end`` as ``bytes``, copied once."""
+        view = memoryview(self._buf)
+        try:
+            return bytes(view[self._start : end])
+        finally:
+            view.release()  # the buffer may grow again
 
     def _decode_one(self) -> bytes | None:
         """The next whole frame, or None if more bytes are needed."""

@@ -182,10 +182,10 @@ class DelimitedDecoder(BufferedDecoder):
     def _rebase(self, removed: int) -> None:
         self._scanned = max(0, self._scanned - removed)
 
-    def _decode_batch(self, out: list[bytes]) -> None:
+    def _decode_batch(self) -> list[bytes]:
         fmt = self.format
         if len(fmt.delimiters) != 1 or self._discarding:
-            return
+            return []
         delim = fmt.delimiters[0]
         size = len(delim)
         buf, start = self._buf, self._start
@@ -195,16 +195,16 @@ class DelimitedDecoder(BufferedDecoder):
             # No delimiter in the new bytes: the next scan starts where one split across
             # chunks could begin, so no byte is searched twice.
             self._scanned = max(start, len(buf) - size + 1)
-            return
+            return []
         # One copy of every complete frame, split in C (as Twisted's LineOnlyReceiver
         # does); the rules (limit, '\r', keep) are checked on the whole batch at once.
-        chunk = bytes(buf[start : last + size])
+        chunk = self._complete(last + size)
         frames = chunk.split(delim)
         frames.pop()  # the empty piece after the last delimiter
         limit = fmt.max_frame_size
         if fmt.strip_cr and b"\r" in chunk:
             frames = [f[:-1] if f[-1:] == b"\r" else f for f in frames]
-        if len(chunk) > limit and max(map(len, frames)) > limit:
+        if not _all_within(chunk, delim, limit) and max(map(len, frames)) > limit:
             # Hand over the frames before the first long one; _decode_one refuses or
             # skips that one.
             good = 0
@@ -225,8 +225,8 @@ class DelimitedDecoder(BufferedDecoder):
                 at = chunk.index(delim, at) + size
                 ends.append(at)
             frames = [chunk[a:b] for a, b in zip([0, *ends], ends, strict=False)]
-        out.extend(frames)
         self._start = self._scanned = start + pos
+        return frames
 
     def _decode_one(self) -> bytes | None:
         fmt = self.format
@@ -301,3 +301,16 @@ class DelimitedDecoder(BufferedDecoder):
             expected=self.buffered + 1,
             received=self.buffered,
         )
+
+
+def _all_within(chunk: bytes, delim: bytes, limit: int) -> bool:
+    """Whether every frame of ``chunk`` (which ends with ``delim``) is at most ``limit``
+    bytes, by hops of up to ``limit`` bytes: a few searches per read, not a length per
+    frame. ``False`` means "maybe not": the caller then measures each frame."""
+    size, n, pos = len(delim), len(chunk), 0
+    while n - pos > limit + size:
+        last = chunk.rfind(delim, pos, pos + limit + size)
+        if last == -1:
+            return False
+        pos = last + size
+    return True

@@ -79,16 +79,17 @@ class NetstringDecoder(BufferedDecoder):
         self._limit = format.max_frame_size
         self._max_digits = len(str(format.max_frame_size))
 
-    def _decode_batch(self, out: list[bytes]) -> None:
+    def _decode_batch(self) -> list[bytes]:
         buf, start = self._buf, self._start
         end = len(buf)
         reach = self._max_digits + 1
         colon = buf.find(b":", start, min(end, start + reach))
         if colon <= start or not buf[start:colon].isdigit():
-            return
+            return []
         if colon + 1 + int(buf[start:colon]) >= end:
-            return  # the first netstring is incomplete: no copy
-        chunk = bytes(buf[start:end])
+            return []  # the first netstring is incomplete: no copy
+        chunk = self._complete(end)
+        out: list[bytes] = []
         find, startswith = chunk.find, chunk.startswith
         limit, n, pos = self._limit, len(chunk), 0
         lengths = self._lengths
@@ -121,6 +122,7 @@ class NetstringDecoder(BufferedDecoder):
             append(chunk[pos + head_size : comma])
             pos = comma + 1
         self._start = start + pos
+        return out
 
     def _decode_one(self) -> bytes | None:
         buf, start = self._buf, self._start

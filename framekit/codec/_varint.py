@@ -95,15 +95,16 @@ class VarintDecoder(BufferedDecoder):
         self._max_prefix = format.max_prefix
         self._skip = 0
 
-    def _decode_batch(self, out: list[bytes]) -> None:
+    def _decode_batch(self) -> list[bytes]:
         buf, start = self._buf, self._start
         end = len(buf)
         if self._skip or start >= end:
-            return
+            return []
         first = buf[start]
         if first >= 0x80 or start + 1 + first > end:
-            return  # a long prefix, or the first frame incomplete: no copy
-        chunk = bytes(buf[start:end])
+            return []  # a long prefix, or the first frame incomplete: no copy
+        chunk = self._complete(end)
+        out: list[bytes] = []
         limit, n, pos = self._limit, len(chunk), 0
         append = out.append
         while pos < n:
@@ -116,6 +117,7 @@ class VarintDecoder(BufferedDecoder):
             append(chunk[pos + 1 : frame_end])
             pos = frame_end
         self._start = start + pos
+        return out
 
     def _decode_one(self) -> bytes | None:
         buf = self._buf

@@ -223,7 +223,11 @@ class FramedStream(trio.abc.Channel[bytes]):
     # -- receiving ---------------------------------------------------------------------
 
     async def _fill(self) -> None:
-        """Read until at least one frame is ready: the only place receiving can suspend.
+        """Read until at least one frame is ready, and queue them."""
+        self._ready.extend(await self._read_frames())
+
+    async def _read_frames(self) -> list[bytes]:
+        """Read until at least one frame is decoded: the only place receiving can suspend.
 
         So it alone marks the stream busy; the fast paths never suspend (a cancellation
         check only raises), so they cannot interleave with another receiver.
@@ -234,8 +238,7 @@ class FramedStream(trio.abc.Channel[bytes]):
             while True:
                 frames = decoder.frames()
                 if frames:
-                    self._ready.extend(frames)
-                    return
+                    return frames
                 if decoder.at_eof:
                     raise trio.EndOfChannel
                 read_size = self._read_size
@@ -304,12 +307,14 @@ class FramedStream(trio.abc.Channel[bytes]):
             trio.ClosedResourceError: the stream was closed.
             trio.BrokenResourceError: the transport failed.
         """
-        if self._ready and not self._state.closed:
-            await checkpoint_if_cancelled()
-        else:
-            await self._fill()
-        out = list(self._ready)
-        self._ready.clear()
+        ready = self._ready
+        if not ready:
+            return await self._read_frames()  # the decoder's own list, handed over
+        if self._state.closed:
+            raise trio.ClosedResourceError("this FramedStream was closed")
+        await checkpoint_if_cancelled()
+        out = list(ready)
+        ready.clear()
         return out
 
     # -- handing over ------------------------------------------------------------------

@@ -206,3 +206,21 @@ def test_a_cr_waiting_for_its_lf_does_not_count_against_the_limit() -> None:
     fmt = DelimitedFormat.lines(max_frame_size=3)
     assert decode(fmt, [b"abc\r", b"\n"]) == [b"abc"]
     assert decode(DelimitedFormat.lines(max_frame_size=0), [b"\r", b"\n"]) == [b""]
+
+
+@given(
+    st.lists(st.integers(0, 40), min_size=1, max_size=30),
+    st.integers(0, 45),
+    st.sampled_from([b"\n", b"\r\n", b"--"]),
+)
+def test_the_hop_check_never_passes_a_frame_over_the_limit(
+    sizes: list[int], limit: int, delim: bytes
+) -> None:
+    """The batch path's quick check may say "maybe not", never "yes" wrongly."""
+    from framekit.codec._delimited import _all_within
+
+    chunk = b"".join(b"x" * n + delim for n in sizes)
+    if _all_within(chunk, delim, limit):
+        assert max(sizes) <= limit
+    if max(sizes) <= limit:
+        assert _all_within(chunk, delim, limit)
