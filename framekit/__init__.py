@@ -141,6 +141,7 @@ if TYPE_CHECKING:  # the names _LAZY loads, spelled out for type checkers and do
     from .streams import TextChannel as TextChannel
     from .streams import client_ssl_context as client_ssl_context
     from .streams import format_address as format_address
+    from .streams import listen_tcp as listen_tcp
     from .streams import open_framed_channel as open_framed_channel
     from .streams import open_framed_connection as open_framed_connection
     from .streams import open_framed_stream as open_framed_stream
@@ -245,6 +246,7 @@ _LAZY: dict[str, str] = {
             "TextChannel",
             "client_ssl_context",
             "format_address",
+            "listen_tcp",
             "open_framed_channel",
             "open_framed_connection",
             "open_framed_stream",

@@ -8,7 +8,6 @@ JSON object. ``--listen`` serves the same.
 from __future__ import annotations
 
 import base64
-import errno
 import math
 import re
 import sys
@@ -163,16 +162,15 @@ async def _send_input(
     frames: AsyncIterator[bytes] | None, peers: _Peers, framing: framekit.Framing
 ) -> None:
     """Send each input frame to every open connection, then half-close them."""
-    encoder = framing.encoder()
     if frames is not None:
         async for frame in frames:
-            try:
-                encoder.encode(frame)  # refuse what the framing cannot carry, before sending
-            except (framekit.FrameTooLarge, framekit.LocalProtocolError) as exc:
-                raise BadInput(f"cannot send this input as a {framing.spec} frame: {exc}") from None
             for name, stream in list(peers.streams.items()):
                 try:
-                    await stream.send(frame)
+                    await stream.send(frame)  # refuses, sending nothing, what cannot be a frame
+                except (framekit.FrameTooLarge, framekit.LocalProtocolError) as exc:
+                    raise BadInput(
+                        f"cannot send this input as a {framing.spec} frame: {exc}"
+                    ) from None
                 except trio.BrokenResourceError:
                     peers.streams.pop(name, None)
     peers.input_done.set()
@@ -190,6 +188,12 @@ async def _half_close(stream: framekit.FramedStream) -> None:
             await transport.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` once ``event`` is set (``--count`` frames arrived)."""
+    await event.wait()
+    scope.cancel()
 
 
 async def _receive(stream: framekit.FramedStream, peer: str, printer: _Printer) -> None:
@@ -225,12 +229,7 @@ async def _connect(
         peers = _Peers({peer: stream})
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_send_input, frames, peers, framing)
-
-            async def until_counted() -> None:
-                await printer.done.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(until_counted)
+            nursery.start_soon(_cancel_when, printer.done, nursery.cancel_scope)
             await _receive(stream, peer, printer)
             # Done when both sides are: the peer closed its side, and our input was sent.
             await peers.input_done.wait()
@@ -246,25 +245,13 @@ async def _listen(
     idle: float,
     keep_open: bool,
 ) -> None:
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        hint = "; is something else listening there?" if exc.errno == errno.EADDRINUSE else ""
-        raise framekit.ListenError(
-            exc.errno or 0,
-            f"cannot listen on {framekit.format_address(host, port)}: {exc.strerror or exc}{hint}",
-        ) from exc
+    listeners = await framekit.listen_tcp(port, host)
     bound = [framekit.format_address(*lst.socket.getsockname()[:2]) for lst in listeners]
     typer.echo(f"framekit cat: listening on {', '.join(bound)}", err=True)
     peers = _Peers()
     async with trio.open_nursery() as nursery:
         first_done = trio.Event()
-
-        async def until_counted() -> None:
-            await printer.done.wait()
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(until_counted)
+        nursery.start_soon(_cancel_when, printer.done, nursery.cancel_scope)
         started_input = False
 
         async def handle(transport: trio.SocketStream) -> None:

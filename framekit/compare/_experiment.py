@@ -283,7 +283,7 @@ class CompareReport:
         burst = None
         if self.burst is not None:
             burst = asdict(self.burst) | {"lost": self.burst.lost}
-        doc: dict[str, Any] = _lists(
+        doc: dict[str, Any] = json_ready(
             {
                 "schema": self.schema,
                 "options": asdict(self.options),
@@ -368,7 +368,7 @@ class RepeatReport:
             ways.append(
                 asdict(w) | {"elapsed_min": low, "elapsed_median": median, "elapsed_max": high}
             )
-        doc: dict[str, Any] = _lists(
+        doc: dict[str, Any] = json_ready(
             {
                 "schema": self.schema,
                 "options": asdict(self.options),
@@ -381,12 +381,12 @@ class RepeatReport:
         return doc
 
 
-def _lists(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """Tuples become lists all the way down, so the dict is what JSON gives back."""
     if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_lists(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 

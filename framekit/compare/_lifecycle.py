@@ -35,6 +35,7 @@ from typing import Any, Final, Literal
 import trio
 
 from ._conditions import Conditions, observe_conditions
+from ._experiment import json_ready
 
 __all__ = [
     "CLOSED",
@@ -305,7 +306,7 @@ class LifecycleLesson:
             asdict(run) | {"second_closer": run.second_closer, "in_time_wait": run.in_time_wait}
             for run in self.closes
         ]
-        doc: dict[str, Any] = _jsonable(
+        doc: dict[str, Any] = json_ready(
             {
                 "schema": self.schema,
                 "platform": self.platform,
@@ -317,15 +318,6 @@ class LifecycleLesson:
             }
         )
         return doc
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists all the way down, so the dict is what JSON gives back."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # --- reading the OS's table ---------------------------------------------------------

@@ -33,6 +33,7 @@ from ._message_stream import Message as Message
 from ._message_stream import MessageStream as MessageStream
 from ._read_size import DEFAULT_RECEIVE_SIZE as DEFAULT_RECEIVE_SIZE
 from ._serve import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+from ._serve import listen_tcp as listen_tcp
 from ._serve import serve_framed as serve_framed
 from ._serve import serve_messages as serve_messages
 from ._text import TextChannel as TextChannel
@@ -57,6 +58,7 @@ __all__ = [
     "TextChannel",
     "client_ssl_context",
     "format_address",
+    "listen_tcp",
     "open_framed_channel",
     "open_framed_connection",
     "open_framed_stream",

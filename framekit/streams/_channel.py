@@ -74,12 +74,14 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._writer_idle = False
         self._space_lot = ParkingLot()  # senders and flushers wait here
         self._fast_calls = 0
-        self._plain = plain = isinstance(format, FrameFormat) and format.plain
-        self._width = format.width if isinstance(format, FrameFormat) else 0
-        self._pack = format.prefix_struct.pack if isinstance(format, FrameFormat) else bytes
-        # payloads up to this size take send()'s inlined path (copied behind the prefix);
-        # other framings than a plain length prefix never do
-        self._small_limit = min(format.limit, SEPARATE_SEND_THRESHOLD - 1) if plain else -1
+        # Only a plain length prefix takes the inlined paths (the prefix packed here);
+        # other framings are encoded whole by their encoder.
+        plain = format if isinstance(format, FrameFormat) and format.plain else None
+        self._plain = plain is not None
+        self._width = (plain or DEFAULT_FORMAT).width
+        self._pack = (plain or DEFAULT_FORMAT).prefix_struct.pack
+        # payloads up to this size take send()'s inlined path (copied behind the prefix)
+        self._small_limit = min(plain.limit, SEPARATE_SEND_THRESHOLD - 1) if plain else -1
 
     # -- sending -----------------------------------------------------------------------
 

@@ -96,9 +96,11 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._encoder: AnyEncoder = format.encoder()
         self._decoder: AnyDecoder = format.decoder()
         self._ready: deque[bytes] = deque()
-        # A plain length prefix takes send()'s hot paths; other framings are encoded whole.
-        self._plain = isinstance(format, FrameFormat) and format.plain
-        self._pack = format.prefix_struct.pack if isinstance(format, FrameFormat) else bytes
+        # A plain length prefix takes send()'s hot paths; other framings are encoded whole
+        # (and never reach the code that packs a prefix).
+        plain = format if isinstance(format, FrameFormat) and format.plain else None
+        self._plain = plain is not None
+        self._pack = (plain or DEFAULT_FORMAT).prefix_struct.pack
         # payloads below this take send()'s hot path (within the limit, sent in one piece)
         self._small_send = min(format.limit + 1, SEPARATE_SEND_THRESHOLD) if self._plain else 0
         self._fast_calls = 0  # fast-path calls since the last cancellation check

@@ -62,7 +62,8 @@ def peer_name(stream: trio.abc.Stream) -> str:
 
 
 async def listen_tcp(port: int, host: str) -> list[trio.SocketListener]:
-    """``trio.open_tcp_listeners``, with an error that names the address.
+    """``trio.open_tcp_listeners``, with an error that names the address and says what
+    to do (for servers that accept connections themselves, as ``framekit cat -l`` does).
 
     Raises:
         ListenError: the address is in use, not permitted, or not local.

@@ -193,6 +193,18 @@ def test_input_that_cannot_be_sent_is_exit_1() -> None:
     assert peer.received == b"\x00\x00\x00\x02hi"  # what came before it was sent
 
 
+def test_a_line_the_framing_cannot_carry_is_exit_1_after_the_lines_before_it() -> None:
+    peer = Peer(replies(b""))
+    result = cat(f"127.0.0.1:{peer.port}", "-f", "u8", stdin=b"ok\n" + b"x" * 300 + b"\n")
+    peer.join()
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        "framekit: cannot send this input as a u8 frame: cannot send a 300-byte frame: "
+        "max_frame_size is 255 bytes"
+    )
+    assert peer.received == b"\x02ok"
+
+
 def test_a_silent_peer_times_out() -> None:
     stop = threading.Event()
     peer = Peer(lambda conn: stop.wait(20))
@@ -263,7 +275,10 @@ def test_listen_on_a_taken_port_names_it_and_exits_71() -> None:
     assert result.returncode == 71
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "listen_failed"
-    assert error["message"].startswith(f"cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert error["message"] == (
+        f"cannot listen on tcp://127.0.0.1:{port}: Address already in use; is another server "
+        "running there? choose another port"
+    )
 
 
 def test_documented_json_fields_match_the_output() -> None:
