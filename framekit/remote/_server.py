@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from functools import partial
 from typing import NoReturn
 
@@ -27,23 +28,16 @@ __all__ = ["handle_connection", "serve_commands"]
 log = logging.getLogger("framekit.server")
 
 
-async def handle_connection(shared: SharedState, transport: trio.abc.Stream) -> None:
-    """Serve one accepted (TCP or TLS) stream until it ends; never raises for a client."""
+def handle_connection(shared: SharedState, transport: trio.abc.Stream) -> Awaitable[None]:
+    """Serve one accepted (TCP or TLS) stream until it ends; never raises for a client.
+
+    A plain function returning :meth:`Connection.serve`'s coroutine: no frame of its own
+    stays alive under each of thousands of idle connections.
+    """
     address = peer_address(transport)
     host = address[0] if address else "?"
     peer = format_address(*address) if address else "?"
-    connection = Connection(shared, transport, peer, host)
-    try:
-        if not shared.admit(connection):
-            limit = shared.config.max_connections
-            log.warning("refusing %s: %d connections already", peer, limit)
-            await connection.refuse_busy(
-                f"server is at its limit of {limit} connections; try again later"
-            )
-            return
-        await connection.serve()
-    finally:
-        shared.release(connection)
+    return Connection(shared, transport, peer, host).serve()
 
 
 async def serve_commands(
@@ -79,6 +73,9 @@ async def serve_commands(
             "token required" if config.token is not None else "no token",
         )
     await serve_listeners(
-        partial(handle_connection, shared), listeners, task_status=ReportValue(task_status, bound)
+        partial(handle_connection, shared),
+        listeners,
+        handler_closes=True,  # Connection.serve closes its stream
+        task_status=ReportValue(task_status, bound),
     )
     raise AssertionError("serve_listeners returned")  # pragma: no cover

@@ -122,15 +122,20 @@ async def serve_listeners(
     handler: Callable[[trio.abc.Stream], Awaitable[object]],
     listeners: Sequence[trio.abc.Listener[Any]],
     *,
+    handler_closes: bool = False,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """:func:`trio.serve_listeners`, except that running out of descriptors is one
     warning when it starts and one when it ends, not an ERROR and a traceback every
     100 ms. Each accepted stream is served by ``handler`` in its own task, then closed.
+
+    With ``handler_closes``, ``handler`` closes each stream itself, whatever happens
+    (the command server's connections do): the task then runs ``handler`` alone, with
+    no wrapper frame kept alive under every connection.
     """
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(_accept_forever, listener, nursery, handler)
+            nursery.start_soon(_accept_forever, listener, nursery, handler, handler_closes)
         task_status.started(listeners)
     raise AssertionError("serve_listeners returned")  # pragma: no cover
 
@@ -139,6 +144,7 @@ async def _accept_forever(
     listener: trio.abc.Listener[Any],
     nursery: trio.Nursery,
     handler: Callable[[trio.abc.Stream], Awaitable[object]],
+    handler_closes: bool,
 ) -> NoReturn:
     async with listener:
         short_since: float | None = None
@@ -162,7 +168,10 @@ async def _accept_forever(
                     "accepting connections again after %.1f s", trio.current_time() - short_since
                 )
                 short_since = None
-            nursery.start_soon(_serve_stream, handler, stream)
+            if handler_closes:
+                nursery.start_soon(handler, stream)
+            else:
+                nursery.start_soon(_serve_stream, handler, stream)
 
 
 async def _serve_stream(

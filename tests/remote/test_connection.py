@@ -403,3 +403,68 @@ async def test_a_plain_client_at_a_tls_server_is_told_so(
         while not any("TLS handshake failed" in r.getMessage() for r in caplog.records):
             await trio.sleep(0.01)
     no_internal_errors(caplog)
+
+
+# -- an idle connection: one scope, a flat stack ----------------------------------------
+
+
+def _all_tasks() -> list[trio.lowlevel.Task]:
+    tasks, todo = [], [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        tasks.append(task)
+        todo += [t for n in task.child_nurseries for t in n.child_tasks]
+    return tasks
+
+
+def _framekit_frames(task: trio.lowlevel.Task) -> list[str]:
+    package = Path(framekit.__file__).parent
+    return [
+        frame.f_code.co_name
+        for frame, _ in task.iter_await_frames()
+        if Path(frame.f_code.co_filename).is_relative_to(package)
+    ]
+
+
+async def test_an_idle_connection_waits_two_framekit_frames_deep(nursery: trio.Nursery) -> None:
+    # 10,000 idle connections each hold this stack: every frame on it is ~250 bytes, a
+    # cancel scope per wait ~800 (it used to be eight frames and a scope of its own).
+    addrs = await start_server(nursery, udp_port=None, token="sekrit")
+    client = await connect(addrs, token="sekrit")
+    await client.ping()
+    await trio.testing.wait_all_tasks_blocked()
+    stacks = [_framekit_frames(t) for t in _all_tasks()]
+    idle = [s for s in stacks if "receive_message_stream" in s and "serve" in s]
+    assert idle == [["serve", "receive_message_stream"]]
+    await client.aclose()
+
+
+async def test_an_idle_authenticated_connection_is_told_and_closed_at_its_deadline(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "framekit.server")
+    addrs = await start_server(nursery, udp_port=None, idle_timeout=30)
+    stream, messages = await raw(addrs)
+    await messages.send_message({"type": "ping", "id": 1})
+    assert (await messages.receive_message()).header["type"] == "pong"
+    start = trio.current_time()
+    await stream.send_all(b"\x00\x00")  # half a header prefix, then silence
+    with trio.fail_after(100):
+        replies = await read_until_closed(messages)
+    assert trio.current_time() - start == pytest.approx(30, abs=0.1)
+    assert [(r["code"], r["message"]) for r in replies] == [
+        (
+            "timeout",
+            "the peer did not finish waiting for a request within 30 s; closing",
+        )
+    ]
+    timed_out = [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
+    assert len(timed_out) == 1 and caplog.records[-1].levelno <= logging.INFO
+    no_internal_errors(caplog)
+    # and the server goes on serving
+    client = await connect(addrs)
+    await client.ping()
+    await client.aclose()

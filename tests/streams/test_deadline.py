@@ -126,3 +126,136 @@ async def test_close_is_bounded_too(autojump_clock: trio.testing.MockClock) -> N
     start = trio.current_time()
     await stream.aclose()
     assert inner.forced and trio.current_time() - start == pytest.approx(3)
+
+
+# -- a phase enforced by the owner's scope ----------------------------------------------
+
+
+async def test_a_phase_can_use_the_owners_scope(autojump_clock: trio.testing.MockClock) -> None:
+    a, _b = memory_stream_pair()
+    stream = DeadlineStream(a)
+    start = trio.current_time()
+    with trio.CancelScope() as scope:
+        stream.enter("waiting for a request", timeout=30, within=30, scope=scope)
+        assert scope.deadline == pytest.approx(start + 30)
+        await stream.receive_some()
+    assert scope.cancelled_caught
+    assert trio.current_time() - start == pytest.approx(30)
+    error = stream.timeout_error()
+    assert str(error) == "the peer did not finish waiting for a request within 30 s"
+    assert (error.direction, error.seconds) == ("receive", 30)
+
+
+async def test_the_next_phase_takes_the_deadline_off_the_owners_scope(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, b = memory_stream_pair()
+    stream = DeadlineStream(a)
+    with trio.CancelScope() as scope:
+        stream.enter("waiting for a request", timeout=5, within=5, scope=scope)
+        await b.send_all(b"x")
+        assert await stream.receive_some() == b"x"
+        stream.enter("running a command", timeout=math.inf)
+        assert scope.deadline == math.inf
+        await trio.sleep(60)  # past the old deadline: nothing fires
+    assert not scope.cancelled_caught
+
+
+async def test_the_owners_scope_enforces_within_alone() -> None:
+    a, _b = memory_stream_pair()
+    stream = DeadlineStream(a)
+    scope = trio.CancelScope()
+    with pytest.raises(ValueError, match="within"):
+        stream.enter("x", timeout=5, scope=scope)
+    with pytest.raises(ValueError, match="within"):
+        stream.enter("x", timeout=5, within=10, scope=scope)
+
+
+# -- small sends written at once on TCP -------------------------------------------------
+
+
+async def tcp_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listeners[0]:
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listeners[0].accept()
+    return client, server
+
+
+async def test_a_small_send_on_tcp_is_written_at_once() -> None:
+    client, server = await tcp_pair()
+    async with client, server:
+        stream = DeadlineStream(client, send_timeout=5)
+        await stream.send_all(b"hello")
+        assert await server.receive_some() == b"hello"
+        await client.send_eof()
+        with pytest.raises(trio.ClosedResourceError):
+            await stream.send_all(b"after eof")
+
+
+async def test_a_direct_send_on_a_closed_socket_is_closed_resource() -> None:
+    client, server = await tcp_pair()
+    async with server:
+        stream = DeadlineStream(client, send_timeout=5)
+        await client.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            await stream.send_all(b"x")
+
+
+async def test_a_direct_send_to_a_reset_peer_is_broken() -> None:
+    client, server = await tcp_pair()
+    async with client:
+        stream = DeadlineStream(client, send_timeout=5)
+        server.socket.setsockopt(
+            trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+        await server.aclose()  # linger 0: a reset, already here on loopback
+        with pytest.raises(trio.BrokenResourceError):
+            await stream.send_all(b"x")
+
+
+async def test_a_peer_that_stops_reading_times_out_a_direct_send(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    client, server = await tcp_pair()
+    async with client, server:
+        stream = DeadlineStream(client, send_timeout=5, phase="sending output")
+        chunk = b"x" * 65536
+        start = trio.current_time()
+
+        async def fill() -> None:
+            for _ in range(10_000):  # the socket buffers fill well before this
+                await stream.send_all(chunk)
+
+        with pytest.raises(StreamTimeout, match="read nothing for 5 s while sending output"):
+            await fill()
+        assert trio.current_time() - start == pytest.approx(5, abs=0.5)
+
+
+async def test_two_tasks_cannot_send_at_once() -> None:
+    client, server = await tcp_pair()
+    async with client, server:
+        stream = DeadlineStream(client, send_timeout=60)
+        async with trio.open_nursery() as nursery:
+
+            async def fill() -> None:
+                for _ in range(10_000):
+                    await stream.send_all(b"x" * 65536)
+
+            nursery.start_soon(fill)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BusyResourceError):
+                await stream.send_all(b"y")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_cancelled_direct_send_writes_nothing() -> None:
+    client, server = await tcp_pair()
+    async with client, server:
+        stream = DeadlineStream(client, send_timeout=5)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await stream.send_all(b"never")
+        await client.send_eof()
+        assert await server.receive_some() == b""
