@@ -22,6 +22,9 @@ end, over all clients):
   connections, like the threaded server's, speaking framekit's protocol through its
   sans-IO ``MessageEncoder``/``MessageDecoder``: one ``run`` request per command, then
   messages until its ``exit``, each checked ``exited`` with return code 0.
+* ``framekit-server-w2``, ``framekit-server-w4``: the same server and clients, with
+  ``workers=2`` (4): that many worker processes serve the one port (the server's CPU
+  figure adds up the supervisor's and the workers').
 * ``framekit-server+client``: the same server, driven by ``framekit.Client`` (Trio) on
   persistent connections, ``await client.run(["true"])`` in a loop, each result checked
   ``ok``: what an application using both halves of framekit gets.
@@ -133,6 +136,16 @@ IMPLS = {
             "message classes, one `run` request per command",
             {},
         ),
+        *(
+            Impl(
+                f"framekit-server-w{n}",
+                "server",
+                f"framekit.serve with workers={n} (own processes); the blocking clients of "
+                "framekit-server",
+                {},
+            )
+            for n in (2, 4)
+        ),
         Impl(
             "framekit-server+client",
             "server",
@@ -183,6 +196,22 @@ CONTEXT = (
         "threaded-server",
         8,
     ),
+    (
+        "8 clients, 2 workers vs threaded server",
+        "framekit-server-w2",
+        8,
+        "threaded-server",
+        8,
+    ),
+    (
+        "1 client, 2 workers vs threaded server",
+        "framekit-server-w2",
+        1,
+        "threaded-server",
+        1,
+    ),
+    ("8 clients, 2 workers vs 1 worker", "framekit-server-w2", 8, "framekit-server", 8),
+    ("1 client, 2 workers vs 1 worker", "framekit-server-w2", 1, "framekit-server", 1),
     ("8 clients vs local trio.run_process x8", "framekit-server", 8, "trio-run-process", 8),
     ("1 client vs threaded server, 1 client", "framekit-server", 1, "threaded-server", 1),
     ("1 client vs local subprocess.run", "framekit-server", 1, "subprocess", 1),
@@ -310,8 +339,10 @@ def run_server(impl: str) -> None:
 
     import framekit
 
+    workers = int(impl.rpartition("-w")[2]) if impl.startswith("framekit-server-w") else 1
+
     async def main() -> None:
-        config = framekit.ServerConfig(host="127.0.0.1", tcp_port=0, udp_port=None)
+        config = framekit.ServerConfig(host="127.0.0.1", tcp_port=0, udp_port=None, workers=workers)
         async with trio.open_nursery() as nursery:
             addresses = await nursery.start(framekit.serve, config)
             emit(f"PORT {addresses.tcp[0][1]}")
@@ -517,7 +548,7 @@ def worker_main(argv: list[str]) -> None:
         run_server(impl)
     elif impl in ("threaded-server", "trio-minimal-server"):
         run_threaded_clients(int(argv[2]), int(argv[3]))
-    elif impl == "framekit-server":
+    elif impl == "framekit-server" or impl.startswith("framekit-server-w"):
         run_blocking_framekit_clients(int(argv[2]), int(argv[3]))
     else:
         run_framekit_clients(int(argv[2]), int(argv[3]))
@@ -536,16 +567,39 @@ class Case:
         return f"{self.impl} x{self.conc}"
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a server's workers), from /proc; [] without it.
+    Each thread lists the children it started (Trio starts processes from a thread)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return sorted(set(found))
+
+
+def tree_cpu_seconds(pids: list[int]) -> float | None:
+    """CPU seconds ``pids`` used together (a server: its supervisor and its workers)."""
+    used = [cpu_seconds(pid) for pid in pids]
+    return None if None in used else sum(u for u in used if u is not None)
+
+
 def trial(
-    clients: list[Worker], count: int, timeout: float, server: Worker | None
+    clients: list[Worker],
+    count: int,
+    timeout: float,
+    server: Worker | None,
+    server_workers: tuple[int, ...] | list[int] = (),
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    watched = ([server] if server is not None else []) + clients
-    cpu_before = [cpu_seconds(w.proc.pid) for w in watched]
+    watched = [[server.proc.pid, *server_workers]] if server is not None else []
+    watched += [[w.proc.pid] for w in clients]
+    cpu_before = [tree_cpu_seconds(pids) for pids in watched]
     for worker, n in zip(clients, split(count, len(clients)), strict=True):
         worker.send(f"RUN {n}")
     results = [json.loads(w.expect("RESULT", deadline)) for w in clients]
-    cpu_after = [cpu_seconds(w.proc.pid) for w in watched]
+    cpu_after = [tree_cpu_seconds(pids) for pids in watched]
     failures = sum(r["failures"] for r in results)
     if failures:
         raise CaseError(f"{failures} of {count} commands failed")
@@ -570,12 +624,15 @@ class Setup:
     def __init__(self, case: Case, arrangement: str, workers: Workers) -> None:
         impl = IMPLS[case.impl]
         self.server: Worker | None = None
+        #: The server's worker processes (framekit-server-wN), counted as the server.
+        self.server_workers: list[int] = []
         if impl.kind == "local":
             args = ["worker", "local", case.impl, str(case.conc)]
             self.clients = [workers.start(case.key, SCRIPT, args)]
             return
         self.server = workers.start(f"{case.key} server", SCRIPT, ["worker", "server", case.impl])
         port = self.server.expect("PORT", time.monotonic() + 30)
+        self.server_workers = children(self.server.proc.pid)
         layout = [1] * case.conc if arrangement == "processes" else [case.conc]
         self.clients = [
             workers.start(
@@ -590,7 +647,7 @@ class Setup:
     @property
     def pids(self) -> list[int]:
         workers = ([self.server] if self.server is not None else []) + self.clients
-        return [w.proc.pid for w in workers]
+        return [w.proc.pid for w in workers] + self.server_workers
 
 
 def run_cases(
@@ -622,7 +679,14 @@ def run_cases(
                 t = time.monotonic()
                 try:
                     r = guarded(
-                        partial(trial, setup.clients, counts[case], args.timeout, setup.server),
+                        partial(
+                            trial,
+                            setup.clients,
+                            counts[case],
+                            args.timeout,
+                            setup.server,
+                            setup.server_workers,
+                        ),
                         setup.pids,
                         args.max_interference,
                         args.retries,

@@ -16,6 +16,7 @@ from .datagram._socket import SOCKET_BUFFER
 from .remote import ServerConfig, serve_commands
 from .remote._config import check_bind_safety
 from .remote._processes import require_process_groups
+from .remote._workers import require_worker_sockets, serve_command_workers
 from .streams._groups import raise_single
 
 __all__ = ["STOP_SIGNALS", "ServerAddresses", "serve", "serve_until_signal"]
@@ -61,16 +62,24 @@ async def serve(
     Cancelling it stops accepting, sends running commands SIGTERM, gives them
     ``shutdown_grace`` seconds, then kills their process groups.
 
+    With ``config.workers`` above 1, commands are served by that many worker processes
+    on the one port (see ``ServerConfig.workers``); this process supervises them and runs
+    the UDP echo and the raw TCP echo. It reports once every worker listens; cancelling
+    it stops every worker as above, and returns once all have exited.
+
     The command server needs POSIX process groups (Linux, macOS, the BSDs); on Windows
     it refuses at once. The UDP echo alone runs everywhere: :func:`~framekit.serve_udp_echo`.
 
     Raises:
-        UnsupportedPlatform: no POSIX process groups here (Windows): refused before
+        UnsupportedPlatform: no POSIX process groups here (Windows), or more than one
+            worker where the kernel cannot balance a shared port (macOS): refused before
             anything is bound.
         InsecureBindError: non-loopback host without a token and without ``insecure``.
         OSError: a port could not be bound, or the upload directory is unusable.
     """
     require_process_groups()  # before anything is bound, and raised as it is
+    if config.workers > 1:
+        require_worker_sockets()
     await check_bind_safety(config)
     try:
         await _serve(config, udp_stats, task_status)
@@ -85,7 +94,8 @@ async def _serve(
     task_status: trio.TaskStatus[ServerAddresses],
 ) -> NoReturn:
     async with trio.open_nursery() as nursery:
-        tcp = await nursery.start(partial(serve_commands, config))
+        commands = serve_commands if config.workers == 1 else serve_command_workers
+        tcp = await nursery.start(partial(commands, config))
         udp: list[tuple[str, int]] = []
         if config.udp_port is not None:
             udp = await nursery.start(
@@ -124,11 +134,14 @@ async def serve_until_signal(
     (SIGHUP) alike.
 
     Raises:
-        UnsupportedPlatform: no POSIX process groups here (Windows), before anything else.
+        UnsupportedPlatform: no POSIX process groups here (Windows), or more than one
+            worker without a balanced shared port (macOS), before anything else.
         ExceptionGroup: holding what :func:`serve` raised while starting
             (``InsecureBindError``, ``ListenError``, ...).
     """
     require_process_groups()  # raised as it is, not inside the nursery's group
+    if config.workers > 1:
+        require_worker_sockets()
     received = 0
     with trio.open_signal_receiver(*signals) as incoming:
         async with trio.open_nursery() as nursery:

@@ -37,6 +37,8 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             doc["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted already (a record a worker process forwarded)
+            doc["traceback"] = record.exc_text
         return json.dumps(doc, ensure_ascii=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import tomllib
 from dataclasses import asdict, fields
@@ -24,13 +25,38 @@ _DEFAULTS = framekit.ServerConfig()
 #: Options that are not ServerConfig fields but may still come from --config.
 _FILE_ONLY = {
     "token_file",
-    "tls_cert",
-    "tls_key",
     "no_udp",
     "address_file",
     "log_level",
     "log_format",
 }
+#: ServerConfig fields --print-config lists after the others, and only when set.
+_PRINTED_LAST = ("token_file", "tls_cert", "tls_key", "address_file")
+#: The most worker processes (framekit.ServerConfig's own limit).
+_MAX_WORKERS = 64
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers)
+    except AttributeError:  # not on macOS
+        return os.cpu_count() or 1
+
+
+def _parse_workers(value: object) -> int:
+    """``--workers``: a number from 1 to 64, or ``auto``: one per CPU (at most 64)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lower() == "auto":
+        return max(1, min(_cpus(), _MAX_WORKERS))
+    else:
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a number nor 'auto'") from None
+    if not 1 <= number <= _MAX_WORKERS:
+        raise typer.BadParameter(f"{number} is not in the range 1<=x<={_MAX_WORKERS}")
+    return number
 
 
 def _failure_code(exc: BaseException) -> int:
@@ -82,7 +108,7 @@ def _print_config(config: framekit.ServerConfig, extra: dict[str, Any]) -> None:
     lines = ["# framekit serve --print-config: the settings in effect (defaults included)"]
     for field in fields(config):
         value = getattr(config, field.name)
-        if field.name in ("ssl_context", "env"):
+        if field.name in ("ssl_context", "env", *_PRINTED_LAST):
             continue
         if field.name == "token":
             lines.append("# token: set (never printed)" if value else "# token: none")
@@ -91,10 +117,15 @@ def _print_config(config: framekit.ServerConfig, extra: dict[str, Any]) -> None:
             lines.append(f"# {field.name}: not set")
         else:
             lines.append(f"{field.name} = {_toml_value(value)}")
-    for name, value in extra.items():
+    extra = {"tls_cert": config.tls_cert, "tls_key": config.tls_key} | extra
+    for name, value in sorted(extra.items(), key=lambda item: _order(item[0])):
         if value is not None:
             lines.append(f"{name} = {_toml_value(value)}")
     typer.echo("\n".join(lines))
+
+
+def _order(name: str) -> int:
+    return _PRINTED_LAST.index(name) if name in _PRINTED_LAST else len(_PRINTED_LAST)
 
 
 @app.command()
@@ -114,6 +145,16 @@ def serve(
         typer.Option(metavar="PORT", help="UDP echo port (0: any free port).", min=0, max=65535),
     ] = framekit.DEFAULT_PORT,
     no_udp: Annotated[bool, typer.Option("--no-udp", help="Do not run the UDP echo.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            metavar="N|auto",
+            parser=_parse_workers,
+            help="Processes serving commands on the one port (Linux, FreeBSD); auto: "
+            "one per CPU. The connection, command and authenticating limits are divided "
+            "among them.",
+        ),
+    ] = _DEFAULTS.workers,
     tcp_echo_port: Annotated[
         int | None,
         typer.Option(
@@ -272,6 +313,10 @@ def serve(
     grace period, then SIGKILL for their whole process group. Process groups are POSIX
     (Linux, macOS): on Windows it refuses to start (exit 69).
 
+    --workers N serves commands from N processes on the one port (Linux, FreeBSD;
+    exit 69 elsewhere): a supervisor binds it, runs the UDP echo, restarts a worker
+    that dies and stops them all on those signals.
+
     Examples:
 
     \b
@@ -279,6 +324,7 @@ def serve(
       framekit serve --host 0.0.0.0 --token-file ~/.framekit-token --allow uptime
       framekit serve --config /etc/framekit/serve.toml --print-config
       framekit serve --tcp-port 0 --address-file addr.json --upload-dir ./files
+      framekit serve --workers auto --host 0.0.0.0 --token-file ~/.framekit-token
     """
     if config is not None:
         _apply_config_file(ctx, config)
@@ -290,12 +336,8 @@ def serve(
     for option in ("upload_dir", "workdir"):
         if values[option] is not None and not Path(values[option]).is_dir():
             usage(f"--{option.replace('_', '-')} {values[option]} is not a directory")
-    ssl_context = None
-    if values["tls_cert"] is not None:
-        try:
-            ssl_context = framekit.server_ssl_context(values["tls_cert"], values["tls_key"])
-        except OSError as exc:  # ssl.SSLError included
-            usage(f"cannot use the TLS certificate {values['tls_cert']}: {exc.strerror or exc}")
+    if values["tls_key"] is not None and values["tls_cert"] is None:
+        usage("--tls-key needs --tls-cert")
     try:
         settings = {f.name for f in fields(framekit.ServerConfig)}
         server_config = framekit.ServerConfig(
@@ -305,14 +347,16 @@ def serve(
                 if k in settings and k not in ("token", "allow", "udp_port")
             },
             token=secret,
-            ssl_context=ssl_context,
             allow=frozenset(values["allow"]) if values["allow"] else None,
             udp_port=None if values["no_udp"] else values["udp_port"],
         )
     except ValueError as exc:
         usage(str(exc))
+    except OSError as exc:  # ssl.SSLError included: the certificate, loaded here
+        usage(f"cannot use the TLS certificate {values['tls_cert']}: {exc.strerror or exc}")
+    ssl_context = server_config.ssl_context
     if print_config:
-        extra = {k: values[k] for k in ("token_file", "tls_cert", "tls_key", "address_file")}
+        extra = {k: values[k] for k in ("token_file", "address_file")}
         logging = {"log_level": str(values["log_level"]), "log_format": str(values["log_format"])}
         _print_config(server_config, extra | logging)
         raise typer.Exit
@@ -326,8 +370,10 @@ def serve(
         tcp = ", ".join(f"{scheme}://{framekit.format_address(*a)}" for a in addresses.tcp)
         auth = "token required" if secret else "no token"
         udp = ", ".join(f"udp://{framekit.format_address(*a)}" for a in addresses.udp)
+        processes = f", {server_config.workers} workers" if server_config.workers > 1 else ""
         out.print(
-            f"framekit serving commands on {tcp} ({auth})" + (f", UDP echo on {udp}" if udp else "")
+            f"framekit serving commands on {tcp} ({auth}{processes})"
+            + (f", UDP echo on {udp}" if udp else "")
         )
         out.print("press Ctrl-C to stop", style="dim")
 

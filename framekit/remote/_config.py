@@ -11,9 +11,24 @@ from pathlib import Path
 import trio
 
 from .._errors import FramekitError
+from ..streams._tls import server_ssl_context
 from ._protocol import DEFAULT_PORT
 
-__all__ = ["InsecureBindError", "ServerConfig", "check_bind_safety", "is_loopback"]
+__all__ = [
+    "MAX_WORKERS",
+    "InsecureBindError",
+    "ServerConfig",
+    "check_bind_safety",
+    "is_loopback",
+]
+
+#: The most worker processes one server may have (``ServerConfig.workers``).
+MAX_WORKERS = 64
+#: The limits that are the whole server's, and so are divided among its workers.
+DIVIDED_LIMITS = ("max_connections", "max_unauthenticated", "max_processes")
+#: The attribute of an ``ssl.SSLContext`` that :class:`ServerConfig` loaded from
+#: ``tls_cert``/``tls_key``: those files, so ``dataclasses.replace`` keeps the context.
+_TLS_FILES = "_framekit_tls_files"
 
 
 class InsecureBindError(FramekitError):
@@ -41,9 +56,21 @@ class ServerConfig:
             ``net.core.rmem_max`` only root gets it).
         tcp_echo_port: a raw TCP echo port for ``framekit compare --tcp-echo`` (0: any
             free port; ``None``, the default: off).
+        workers: processes serving commands, all on the one ``tcp_port`` (Linux,
+            FreeBSD): 1, the default, serves in this process. More use more cores: a
+            supervisor binds the port, starts the workers and restarts one that dies.
+            ``max_connections``, ``max_unauthenticated`` and ``max_processes`` are the
+            whole server's, divided among the workers (each must be at least
+            ``workers``); ``max_auth_failures`` counts per worker. The UDP echo and the
+            raw TCP echo run in the supervisor. Read by :func:`~framekit.serve`:
+            :func:`~framekit.serve_commands` serves in its caller's process.
         token: shared secret for the HMAC challenge; ``None`` disables authentication.
         insecure: allow a non-loopback ``host`` without a token.
-        ssl_context: serve TLS with this server-side context.
+        ssl_context: serve TLS with this server-side context (with ``workers`` above 1,
+            give ``tls_cert`` instead: a context cannot be handed to another process).
+        tls_cert: serve TLS with this certificate chain (PEM file): the configuration
+            loads it into ``ssl_context`` at once (each worker loads its own).
+        tls_key: the private key for ``tls_cert``, if it is not in that file.
         allow: the exact ``argv[0]`` values that may run (a bare name is looked up on
             the server's PATH; list absolute paths to allow those); ``None`` allows any.
             With an allowlist, shell strings are refused even with ``allow_shell``.
@@ -86,9 +113,12 @@ class ServerConfig:
     udp_port: int | None = DEFAULT_PORT
     tcp_echo_port: int | None = None
     udp_buffer: int | None = None
+    workers: int = 1
     token: str | None = None
     insecure: bool = False
     ssl_context: ssl.SSLContext | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     allow: frozenset[str] | None = None
     allow_shell: bool = False
     upload_dir: Path | None = None
@@ -132,6 +162,38 @@ class ServerConfig:
                 raise ValueError(f"ServerConfig.{name} must be a positive number of seconds")
         if self.token is not None and not self.token:
             raise ValueError("ServerConfig.token must not be empty (use None for no token)")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"ServerConfig.workers must be between 1 and {MAX_WORKERS}")
+        for name in DIVIDED_LIMITS:
+            if getattr(self, name) < self.workers:
+                raise ValueError(
+                    f"ServerConfig.{name} ({getattr(self, name)}) must be at least workers "
+                    f"({self.workers}): the limit is divided among the worker processes"
+                )
+        self._load_tls()
+
+    def _load_tls(self) -> None:
+        """Load ``tls_cert``/``tls_key`` into ``ssl_context``; refuse what workers cannot use.
+
+        Raises:
+            OSError / ssl.SSLError: the files are missing or do not match.
+        """
+        files = (self.tls_cert, self.tls_key)
+        if self.tls_cert is None:
+            if self.tls_key is not None:
+                raise ValueError("ServerConfig.tls_key needs tls_cert")
+            if self.ssl_context is not None and self.workers > 1:
+                raise ValueError(
+                    "ServerConfig.ssl_context cannot be handed to worker processes: give "
+                    "tls_cert (and tls_key) instead, which each worker loads"
+                )
+            return
+        if self.ssl_context is None:
+            context = server_ssl_context(self.tls_cert, self.tls_key)
+            setattr(context, _TLS_FILES, files)
+            object.__setattr__(self, "ssl_context", context)  # frozen: set once, here
+        elif getattr(self.ssl_context, _TLS_FILES, None) != files:
+            raise ValueError("give ServerConfig.ssl_context or tls_cert, not both")
 
 
 async def is_loopback(host: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import NoReturn
 
@@ -23,7 +23,7 @@ from ._log_text import escape
 from ._processes import require_process_groups
 from ._shared import SharedState
 
-__all__ = ["handle_connection", "serve_commands"]
+__all__ = ["handle_connection", "serve_commands", "serve_connections"]
 
 log = logging.getLogger("framekit.server")
 
@@ -61,9 +61,6 @@ async def serve_commands(
     shared = await SharedState.create(config)
     tcp_listeners = await listen_tcp(config.tcp_port, config.host)
     bound = bound_addresses(tcp_listeners)
-    listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
-    if config.ssl_context is not None:
-        listeners = [trio.SSLListener(li, config.ssl_context) for li in tcp_listeners]
     scheme = "tls" if config.ssl_context is not None else "tcp"
     for host, port in bound:
         log.info(
@@ -72,10 +69,25 @@ async def serve_commands(
             escape(format_address(host, port)),
             "token required" if config.token is not None else "no token",
         )
+    await serve_connections(shared, tcp_listeners, task_status=ReportValue(task_status, bound))
+
+
+async def serve_connections(
+    shared: SharedState,
+    tcp_listeners: Sequence[trio.SocketListener],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve every connection ``tcp_listeners`` accept (over TLS if the config says so)
+    until cancelled: the part of :func:`serve_commands` a worker process runs too."""
+    config = shared.config
+    listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
+    if config.ssl_context is not None:
+        listeners = [trio.SSLListener(li, config.ssl_context) for li in tcp_listeners]
     await serve_listeners(
         partial(handle_connection, shared),
         listeners,
         handler_closes=True,  # Connection.serve closes its stream
-        task_status=ReportValue(task_status, bound),
+        task_status=task_status,
     )
     raise AssertionError("serve_listeners returned")  # pragma: no cover

@@ -775,6 +775,12 @@ def test_json_logs_for_log_shippers() -> None:
         doc = json.loads(handler.format(record))
         assert doc["level"] == "warning" and doc["message"] == "a\nb c"
         assert doc["logger"] == "framekit.server" and doc["time"].endswith("+00:00")
+        # a worker process forwards its record with the traceback formatted already
+        forwarded = logging.makeLogRecord(
+            {"name": "framekit.server", "levelno": logging.CRITICAL, "levelname": "CRITICAL"}
+            | {"msg": "worker 1 failed", "exc_text": "Traceback ...\nRuntimeError: x"}
+        )
+        assert json.loads(handler.format(forwarded))["traceback"].endswith("RuntimeError: x")
     finally:
         logging.getLogger().handlers.clear()
 
