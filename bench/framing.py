@@ -18,17 +18,29 @@ How:
 * A short calibration trial scales each case's frame count so a run lasts about
   ``--seconds``; every count is bounded, every wait has a timeout.
 * Cases that are compared with each other (same payload size) run interleaved: each
-  round runs one trial of every implementation, so a slow patch of the machine hits them
-  all. Each figure is the median of ``--repeat`` rounds.
-* A run during which other processes (or the hypervisor) took more than 5% of a CPU is
-  re-run once the machine is quiet again (up to ``--retries`` times, waiting up to 30 s
-  each time); one still disturbed is kept and reported, and left out of the median unless
-  every run of the case was disturbed.
+  round runs one trial of every implementation (starting one further along the list
+  each round), so a slow patch of the machine hits them all. Each figure is the median
+  of ``--repeat`` rounds.
+* A run is disturbed when, meanwhile, other processes (or the hypervisor) took more than
+  5% of a CPU (all busy time of the machine, minus that of the workers and the driver),
+  or the workers waited more than 5% of the run for a CPU that something else held
+  (``run_delay`` in /proc/PID/task/*/schedstat). A disturbed run is re-run once the
+  machine is quiet again (up to ``--retries`` times, waiting up to 30 s each time); one
+  still disturbed is kept and flagged, and left out of the median unless every run of
+  the case was disturbed (then the figure is marked ``*``). Runs that were re-run are
+  kept in the JSON too.
+* Each target is a ratio taken within a round (framekit's figure / the peer's in the
+  same round), reported as the median (min..max) over the rounds. A round whose
+  framekit or peer run was disturbed gives no ratio, nor does one whose peer run is
+  under half that peer's median (a slow ceiling the accounting missed); a target with
+  no clean round left says "disturbed" instead of PASS or FAIL.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import glob
 import json
 import os
 import platform
@@ -55,8 +67,13 @@ MAX_FRAMES = 5_000_000
 MAX_BYTES = 2_500_000_000
 MAX_ROUND_TRIPS = 300_000
 MIN_FRAMES = 16
-#: A run is disturbed when other processes took more than this share of one CPU.
+#: A run is disturbed when other processes took more than this share of one CPU, or
+#: the workers waited for a CPU more than this share of the run.
 DISTURBED = 0.05
+#: ... and by more than this many seconds (the CPU accounting counts in clock ticks).
+DISTURBED_FLOOR = 0.03
+#: A peer's run under this share of that peer's median gives no paired ratio.
+SLOW_CEILING = 0.5
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -86,35 +103,77 @@ class Case:
 
 @dataclass(frozen=True)
 class Target:
+    """framekit's ``impl`` against ``peers`` (several forms of one peer: each round's
+    ceiling is the fastest of them); ``threshold`` None is a row for information."""
+
     what: str
     impl: str
-    peer: str
-    mode: str
+    peers: tuple[str, ...]
     size: int
-    threshold: float
+    threshold: float | None
+    mode: str = ONEWAY
 
 
-def _target(what: str, impl: str, peer: str, size: int, threshold: float) -> Target:
-    return Target(what, impl, peer, ONEWAY, size, threshold)
-
+TWISTED = ("twisted-push", "twisted-pull")
 
 TARGETS = (
-    _target("64 B, one call per frame, vs Twisted", "framekit", "twisted", 64, 1.5),
-    _target("1 KiB, one call per frame, vs Twisted", "framekit", "twisted", 1024, 1.5),
-    _target(
-        "64 B, batch API, vs coalescing blocking pair", "framekit-batch", "blocking-bulk", 64, 0.9
+    Target(
+        "64 B, FramedStream.send per frame vs sendall per frame",
+        "framekit-stream",
+        ("blocking-tutorial",),
+        64,
+        1.0,
     ),
-    _target(
-        "1 KiB, batch API, vs coalescing blocking pair",
+    Target("64 B, channel vs Twisted (faster producer)", "framekit-channel", TWISTED, 64, 1.5),
+    Target(
+        "64 B, channel vs coalescing blocking pair",
+        "framekit-channel",
+        ("blocking-coalesce",),
+        64,
+        1.0,
+    ),
+    Target("1 KiB, channel vs Twisted (faster producer)", "framekit-channel", TWISTED, 1024, 1.5),
+    Target(
+        "1 KiB, batch API vs blocking batch to batch",
         "framekit-batch",
-        "blocking-bulk",
+        ("blocking-bulk",),
         1024,
-        0.9,
+        1.0,
     ),
-    _target("64 KiB frames vs raw Trio", "framekit-stream", "raw-trio", 64 << 10, 0.8),
-    _target("4 MiB frames vs raw Trio", "framekit-stream", "raw-trio", 4 << 20, 0.8),
-    Target("64 B ping-pong vs naive Trio", "framekit-stream", "trio-naive", PINGPONG, 64, 0.95),
-    Target("64 B ping-pong vs asyncio", "framekit-stream", "asyncio", PINGPONG, 64, 1.5),
+    Target("64 KiB, FramedStream vs raw Trio", "framekit-stream", ("raw-trio",), 64 << 10, 0.9),
+    Target("4 MiB, FramedStream vs raw Trio", "framekit-stream", ("raw-trio",), 4 << 20, 0.9),
+    Target(
+        "64 B ping-pong, FramedStream vs asyncio on uvloop",
+        "framekit-stream",
+        ("asyncio-uvloop",),
+        PINGPONG_SIZE,
+        1.0,
+        PINGPONG,
+    ),
+    # for information: no goal
+    Target(
+        "64 B, batch API vs blocking batch to batch",
+        "framekit-batch",
+        ("blocking-bulk",),
+        64,
+        None,
+    ),
+    Target(
+        "64 B ping-pong, FramedStream vs naive Trio",
+        "framekit-stream",
+        ("trio-naive",),
+        PINGPONG_SIZE,
+        None,
+        PINGPONG,
+    ),
+    Target(
+        "64 B ping-pong, FramedStream vs asyncio",
+        "framekit-stream",
+        ("asyncio",),
+        PINGPONG_SIZE,
+        None,
+        PINGPONG,
+    ),
 )
 
 
@@ -130,7 +189,8 @@ def peer_worker(role: str, case: Case, timeout: float, cpu: int | None) -> Worke
 
 def cpu_ticks(pids: tuple[int, ...]) -> tuple[int, int] | None:
     """Busy clock ticks of the whole machine (user, nice, system, steal) and of ``pids``
-    (all their threads), from /proc; None without /proc."""
+    (all their threads), from /proc; None without /proc. (``framings.py`` uses it;
+    this driver uses :class:`Usage`, which also counts interrupt time.)"""
     try:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:9]]
@@ -142,6 +202,37 @@ def cpu_ticks(pids: tuple[int, ...]) -> tuple[int, int] | None:
     except (OSError, ValueError, IndexError):
         return None
     return fields[0] + fields[1] + fields[2] + fields[7], ours
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A snapshot of the machine's busy time, our processes' CPU time and the time the
+    workers' threads spent waiting for a CPU (all in seconds)."""
+
+    machine: float
+    ours: float
+    waited: float
+
+    @classmethod
+    def take(cls, pids: tuple[int, ...], workers: tuple[int, ...]) -> Usage | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+            ours = 0
+            for pid in pids:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+                ours += int(stat[11]) + int(stat[12])  # utime, stime
+            waited = 0
+            for pid in workers:
+                for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+                    with open(path) as f:
+                        waited += int(f.read().split()[1])  # run_delay, ns
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + fields[4]  # idle, iowait; the rest (irq, steal, ...) is busy
+        busy = sum(fields[:8]) - idle
+        return cls(busy / TICKS, ours / TICKS, waited / 1e9)
 
 
 def wait_quiet(pids: tuple[int, ...], longest: float = 30.0) -> None:
@@ -158,6 +249,14 @@ def wait_quiet(pids: tuple[int, ...], longest: float = 30.0) -> None:
             return
 
 
+def is_disturbed(run: dict[str, Any]) -> bool:
+    """Whether other work took CPU time (or the workers' CPUs) during ``run``."""
+    limit: float = max(DISTURBED_FLOOR, DISTURBED * run["wall"])
+    foreign: float = run.get("foreign_cpu", 0.0)
+    waited: float = run.get("waited", 0.0)
+    return foreign > limit or waited > limit
+
+
 class Pair:
     """A receiver and a sender worker for one case; runs trials over fresh connections."""
 
@@ -166,10 +265,12 @@ class Pair:
         self.timeout = timeout
         self.receiver = peer_worker("recv", case, timeout, cpus and cpus[1])
         self.sender = peer_worker("send", case, timeout, cpus and cpus[0])
-        self.pids = (self.receiver.proc.pid, self.sender.proc.pid, os.getpid())
+        self.workers = (self.receiver.proc.pid, self.sender.proc.pid)
+        self.pids = (*self.workers, os.getpid())
         self.port = 0
         self.count = 0
         self.runs: list[dict[str, Any]] = []
+        self.redone: list[dict[str, Any]] = []
 
     def trial(self, count: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
@@ -179,11 +280,13 @@ class Pair:
         self.sender.expect("CONNECTED", deadline)
         self.receiver.send(f"RUN {count}")
         self.receiver.expect("READY", deadline)
-        before = cpu_ticks(self.pids)
+        before = Usage.take(self.pids, self.workers)
+        started = time.monotonic()
         self.sender.send("GO")
         received = json.loads(self.receiver.expect("RESULT", deadline))
         sent = json.loads(self.sender.expect("RESULT", deadline))
-        after = cpu_ticks(self.pids)
+        wall = time.monotonic() - started
+        after = Usage.take(self.pids, self.workers)
         case = self.case
         if case.mode == PINGPONG:
             result = sent
@@ -201,11 +304,16 @@ class Pair:
         run = {
             "count": count,
             "elapsed": result["elapsed"],
+            "wall": round(wall, 4),
             "fps": result["frames"] / result["elapsed"],
             "mbps": result["bytes"] / result["elapsed"] / 1e6,
         }
-        if before and after:  # CPU time the rest of the machine took meanwhile
-            run["foreign_cpu"] = ((after[0] - before[0]) - (after[1] - before[1])) / TICKS
+        if before and after:
+            # CPU time the rest of the machine took meanwhile, and the time the workers
+            # were ready to run but had no CPU
+            foreign = (after.machine - before.machine) - (after.ours - before.ours)
+            run["foreign_cpu"] = round(foreign, 3)
+            run["waited"] = round(after.waited - before.waited, 4)
         return run
 
     def calibrate(self, seconds: float) -> None:
@@ -219,16 +327,20 @@ class Pair:
             count = min(case.cap, int(count * min(50.0, max(2.0, 0.08 / elapsed))))
         self.count = max(MIN_FRAMES, min(case.cap, int(count * seconds / elapsed)))
 
-    def measure(self, retries: int) -> None:
-        """One measured run, re-run (after a pause) while other load disturbed it."""
+    def measure(self, round_: int, retries: int) -> None:
+        """Round ``round_``'s run, re-run (after a pause) while other load disturbed it;
+        the disturbed attempts are kept in ``redone``."""
         for attempt in range(retries + 1):
-            run = self.trial(self.count)
-            foreign = run.get("foreign_cpu", 0.0)
-            if foreign <= max(2 / TICKS, DISTURBED * run["elapsed"]):
+            run = {"round": round_, "attempt": attempt, **self.trial(self.count)}
+            if not is_disturbed(run):
                 break
             run["disturbed"] = True
             if attempt < retries:
-                log(f"  {self.case.key}: other load took {foreign:.2f} CPU-s meanwhile; again")
+                self.redone.append(run)
+                log(
+                    f"  {self.case.key}: other load took {run.get('foreign_cpu', 0):.2f} CPU-s "
+                    f"(waited {run.get('waited', 0):.2f} s) meanwhile; again"
+                )
                 wait_quiet(self.pids)
         self.runs.append(run)
 
@@ -263,9 +375,11 @@ def run_group(
             pairs[case] = Pair(case, timeout, cpus)
         for case in cases:
             attempt(case, lambda pair: pair.calibrate(seconds))
-        for _ in range(repeat):
-            for case in cases:
-                attempt(case, lambda pair: pair.measure(retries))
+        for k in range(repeat):
+            wait_quiet((os.getpid(),))
+            shift = k % len(cases)  # each round starts one case further along
+            for case in cases[shift:] + cases[:shift]:
+                attempt(case, functools.partial(Pair.measure, round_=k, retries=retries))
     finally:
         for pair in pairs.values():
             pair.close()
@@ -276,12 +390,14 @@ def run_group(
             r["error"] = errors[case]
         else:
             runs = pairs[case].runs
-            clean = [x for x in runs if not x.get("disturbed")] or runs
+            clean = [x for x in runs if not x.get("disturbed")]
             r.update(
                 count=pairs[case].count,
-                fps=statistics.median(x["fps"] for x in clean),
-                mbps=statistics.median(x["mbps"] for x in clean),
+                fps=statistics.median(x["fps"] for x in clean or runs),
+                mbps=statistics.median(x["mbps"] for x in clean or runs),
+                clean_runs=len(clean),
                 runs=runs,
+                redone=pairs[case].redone,
             )
             each = ", ".join(fmt(x["fps"]) + ("*" if x.get("disturbed") else "") for x in runs)
             log(f"  {case.key}: {fmt(r['fps'])}/s, {fmt(r['mbps'])} MB/s (runs: {each})")
@@ -323,29 +439,81 @@ def lookup(results: list[dict[str, Any]], impl: str, mode: str, size: int) -> di
     return None
 
 
+def paired_rounds(ours: dict[str, Any], peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per round: framekit's figure, the ceiling (the fastest of the peer's
+    forms) and their ratio, or why that round gives none."""
+    medians = {p["impl"]: p["fps"] for p in peers}
+    by_round = {x["round"]: x for x in ours["runs"]}
+    rounds = []
+    for k in sorted(by_round):
+        run = by_round[k]
+        entry: dict[str, Any] = {"round": k, "framekit": run["fps"]}
+        why = []
+        if run.get("disturbed"):
+            why.append(f"{ours['impl']} disturbed")
+        best: tuple[float, str] | None = None
+        for peer in peers:
+            prun = next((x for x in peer["runs"] if x["round"] == k), None)
+            name = peer["impl"]
+            if prun is None:
+                why.append(f"{name} did not run")
+                continue
+            entry[name] = prun["fps"]
+            if prun.get("disturbed"):
+                why.append(f"{name} disturbed")
+            elif peer["clean_runs"] and prun["fps"] < SLOW_CEILING * medians[name]:
+                why.append(f"{name} under {SLOW_CEILING:g}x its median")
+            if best is None or prun["fps"] > best[0]:
+                best = (prun["fps"], name)
+        if why or best is None:
+            entry["skipped"] = "; ".join(why)
+        else:
+            entry.update(peer=best[0], peer_impl=best[1], ratio=run["fps"] / best[0])
+        rounds.append(entry)
+    return rounds
+
+
 def check_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     checks = []
     for t in TARGETS:
         ours = lookup(results, t.impl, t.mode, t.size)
-        peer = lookup(results, t.peer, t.mode, t.size)
+        peers = [lookup(results, p, t.mode, t.size) for p in t.peers]
         row: dict[str, Any] = {
             "target": t.what,
             "framekit": t.impl,
-            "peer": t.peer,
+            "peer": " / ".join(t.peers),
+            "peers": list(t.peers),
             "mode": t.mode,
             "size": t.size,
             "threshold": t.threshold,
+            "framekit_fps": None,
+            "peer_fps": {},
+            "rounds": [],
+            "ratio": None,
+            "ratio_min": None,
+            "ratio_max": None,
+            "clean_rounds": 0,
         }
-        if ours is None or peer is None or "fps" not in ours or "fps" not in peer:
-            row.update(framekit_fps=None, peer_fps=None, ratio=None, result="n/a")
+        found = [p for p in peers if p is not None and "fps" in p]
+        if ours is None or "fps" not in ours or len(found) != len(peers):
+            row["result"] = "n/a"
+            checks.append(row)
+            continue
+        row["framekit_fps"] = ours["fps"]
+        row["peer_fps"] = {p["impl"]: p["fps"] for p in found}
+        row["rounds"] = paired_rounds(ours, found)
+        ratios = [x["ratio"] for x in row["rounds"] if "ratio" in x]
+        if not ratios:
+            row["result"] = "disturbed"
         else:
-            ratio = ours["fps"] / peer["fps"]
+            ratio = statistics.median(ratios)
             row.update(
-                framekit_fps=ours["fps"],
-                peer_fps=peer["fps"],
-                ratio=ratio,
-                result="PASS" if ratio >= t.threshold else "FAIL",
+                ratio=ratio, ratio_min=min(ratios), ratio_max=max(ratios), clean_rounds=len(ratios)
             )
+            if t.threshold is None:
+                row["result"] = "info"
+            else:
+                row["result"] = "PASS" if ratio >= t.threshold else "FAIL"
         checks.append(row)
     return checks
 
@@ -356,6 +524,15 @@ def fmt(x: float | None) -> str:
     if x >= 100:
         return f"{x:,.0f}"
     return f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def figure(r: dict[str, Any] | None, key: str) -> str:
+    """A result's median, ``*`` when every run of it was disturbed."""
+    if r is None:
+        return "-"
+    if "error" in r:
+        return "ERROR"
+    return fmt(r[key]) + ("" if r.get("clean_runs", 1) else "*")
 
 
 def results_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -371,41 +548,57 @@ def results_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         row = [name]
         for size in sizes:
             r = lookup(results, name, ONEWAY, size)
-            if r is not None and "error" in r:
-                row += ["ERROR", "ERROR"]
-            else:
-                row += [fmt(r and r["fps"]), fmt(r and r["mbps"])]
+            row += [figure(r, "fps"), figure(r, "mbps")]
         if pingpong:
-            r = lookup(results, name, PINGPONG, PINGPONG_SIZE)
-            row.append("ERROR" if r is not None and "error" in r else fmt(r and r["fps"]))
+            row.append(figure(lookup(results, name, PINGPONG, PINGPONG_SIZE), "fps"))
         rows.append(row)
     return header, rows
 
 
 def target_rows(checks: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["target", "framekit", "peer", "ratio", "needed", "result"]
+    header = [
+        "target",
+        "framekit (median)",
+        "peer (median)",
+        "paired ratio",
+        "min..max",
+        "clean rounds",
+        "needed",
+        "result",
+    ]
     rows = []
     for c in checks:
+        if c["result"] == "n/a":  # framekit's row or the peer's did not run
+            continue
         unit = "round trips/s" if c["mode"] == PINGPONG else "frames/s"
+        threshold = c["threshold"]
+        peers = c["peer_fps"] or dict.fromkeys(c["peers"])
+        spread = "-"
+        if c["ratio"] is not None:
+            spread = (
+                f"{ratio_text(c['ratio_min'], threshold)}..{ratio_text(c['ratio_max'], threshold)}"
+            )
         rows.append(
             [
                 c["target"],
                 f"{c['framekit']}: {fmt(c['framekit_fps'])} {unit}",
-                f"{c['peer']}: {fmt(c['peer_fps'])} {unit}",
-                ratio_text(c["ratio"], c["threshold"]),
-                f">= {c['threshold']}x",
+                ", ".join(f"{p}: {fmt(v)}" for p, v in peers.items()) + f" {unit}",
+                ratio_text(c["ratio"], threshold),
+                spread,
+                f"{c['clean_rounds']}/{len(c['rounds'])}",
+                "-" if threshold is None else f">= {threshold}x",
                 c["result"],
             ]
         )
     return header, rows
 
 
-def ratio_text(ratio: float | None, threshold: float) -> str:
+def ratio_text(ratio: float | None, threshold: float | None) -> str:
     """Two decimals, or three where two would round onto the threshold."""
     if ratio is None:
         return "-"
     text = f"{ratio:.2f}"
-    if float(text) == threshold and ratio != threshold:
+    if threshold is not None and float(text) == threshold and ratio != threshold:
         text = f"{ratio:.3f}"
     return text + "x"
 
@@ -431,21 +624,32 @@ def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> s
     return "\n".join(lines)
 
 
-def notes(results: list[dict[str, Any]]) -> list[str]:
+def notes(results: list[dict[str, Any]], checks: list[dict[str, Any]]) -> list[str]:
     out = []
     runs = [x for r in results for x in r.get("runs", [])]
+    redone = sum(len(r.get("redone", [])) for r in results)
     disturbed = [
         f"{r['impl']} {r['mode']} {LABELS[r['size']]}"
         for r in results
         for x in r.get("runs", [])
         if x.get("disturbed")
     ]
+    if redone:
+        out.append(f"{redone} disturbed runs were re-run (kept in the JSON as `redone`)")
     if disturbed:
         out.append(
-            f"{len(disturbed)} of {len(runs)} runs were disturbed by other load even after "
-            f"retries (left out of the medians where the case had clean runs): "
-            f"{', '.join(dict.fromkeys(disturbed))}"
+            f"{len(disturbed)} of {len(runs)} runs were still disturbed by other load after "
+            f"the retries (left out of the medians where the case had clean runs, and of "
+            f"the paired ratios): {', '.join(dict.fromkeys(disturbed))}"
         )
+    for c in checks:
+        skipped = [x for x in c["rounds"] if "skipped" in x]
+        if skipped:
+            why = "; ".join(f"round {x['round'] + 1}: {x['skipped']}" for x in skipped)
+            out.append(f"{c['target']}: no ratio from {why}")
+    missing = [c["target"] for c in checks if c["result"] == "n/a"]
+    if missing:
+        out.append(f"{len(missing)} targets not measured in this run: {', '.join(missing)}")
     out += [
         f"ERROR {r['impl']} {r['mode']} {LABELS[r['size']]}: {r['error']}"
         for r in results
@@ -465,11 +669,11 @@ def render(report: dict[str, Any], markdown: bool) -> str:
         described = [[f"`{n}`", d] for n, d in report["implementations"].items()]
         out.append(markdown_table(["implementation", "what it does"], described, left=2))
     else:
-        out.append("Results (medians; MB = 10**6 payload bytes)\n")
+        out.append("Results (medians of the clean runs; MB = 10**6 payload bytes)\n")
         out.append(text_table(*results_rows(results)))
-        out.append("\nTargets (framekit / peer, same run)\n")
+        out.append("\nTargets (framekit / peer, paired within each round)\n")
         out.append(text_table(*target_rows(checks)))
-    extra = notes(results)
+    extra = notes(results, checks)
     if extra:
         out.append("")
         out += [f"- {line}" if markdown else line for line in extra]
@@ -477,8 +681,8 @@ def render(report: dict[str, Any], markdown: bool) -> str:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for dist in ("framekit", "trio", "anyio", "twisted"):
+    versions: dict[str, str | None] = {}
+    for dist in ("framekit", "trio", "anyio", "twisted", "uvloop"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -510,7 +714,7 @@ def environment() -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = driver_parser(__doc__, "one short run per case (~40 s)")
+    parser = driver_parser(__doc__, "one short run per case (~1-2 min)")
     parser.add_argument("--seconds", type=float, help="target length of a run (default 0.6)")
     parser.add_argument("--only", help="comma-separated implementations: " + ", ".join(IMPLS))
     parser.add_argument(
@@ -567,6 +771,9 @@ def main() -> int:
             "retries": retries,
             "quick": args.quick,
             "pinned_cpus": cpus,
+            "disturbed_share": DISTURBED,
+            "disturbed_floor_seconds": DISTURBED_FLOOR,
+            "slow_ceiling": SLOW_CEILING,
         },
         "implementations": {n: IMPLS[n].description for n in names},
         "results": results,

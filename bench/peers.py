@@ -20,6 +20,7 @@ reporting a number. Timing runs from the first frame received to the last one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ import socket
 import struct
 import sys
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -46,6 +48,8 @@ VARIANTS = 3  # frame i carries pool[i % VARIANTS], so a shifted or swapped fram
 #: Bytes asked per read by the coalescing blocking pair (of 64, 128, 256 and 512 KiB,
 #: 64-128 KiB were fastest for it here: bigger ``recv`` buffers leave the CPU cache).
 BULK_RECEIVE_SIZE = 128 * 1024
+#: The coalescing blocking sender's user-space buffer: sent once it holds this much.
+COALESCE_BUFFER = 64 * 1024
 #: Bytes asked per read by the raw ceilings (128 KiB-1 MiB were alike, 64 KiB slower).
 RAW_RECEIVE_SIZE = 256 * 1024
 #: Chunk the raw (unframed) senders write with: the payload size, at least this.
@@ -57,6 +61,8 @@ ASYNCIO_LIMIT = 8 * 1024 * 1024
 ASYNCIO_DRAIN_EVERY = 64 * 1024
 #: Twisted's default MAX_LENGTH (99,999) would refuse the big frames.
 TWISTED_MAX_LENGTH = 16 * 1024 * 1024
+#: Bytes of frames Twisted's pull producer writes each time the transport asks.
+TWISTED_PULL_CHUNK = 64 * 1024
 
 Result = dict[str, Any]
 
@@ -99,6 +105,18 @@ class Plan:
     def batches(self) -> list[list[bytes]]:
         frames, b = self.frames(), self.batch
         return [frames[i : i + b] for i in range(0, len(frames), b)]
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    run: Callable[[socket.socket, Plan], Result]
+    description: str
+    sizes: tuple[int, ...] | None = None  # one-way sizes it runs at (None: all)
+    pingpong: bool = True
+
+
+SMALL = (64, 1024)
 
 
 def check(plan: Plan, i: int, payload: bytes | bytearray) -> None:
@@ -287,46 +305,92 @@ def echo_sync(
 
 
 # -- framekit --------------------------------------------------------------------------------
+#
+# Each framekit row is one receive function registered with ``@framekit_variant``: given
+# the receiving end (a FramedStream, or in ping-pong through a channel a FramedChannel)
+# and the plan, it returns the call that yields one frame (or, with ``batch=True``, a
+# list of frames). The sender side is picked by the decorator's arguments. Adding a row,
+# say one that receives with ``FramedStream.receive_into``, is one decorated function:
+#
+#     @framekit_variant("framekit-into", "FramedStream: `await fs.send(p)`; `receive_into`")
+#     def receive_into(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
+#         view = memoryview(bytearray(max(plan.size, 1)))
+#
+#         async def receive() -> memoryview:
+#             return view[: await end.receive_into(view)]  # EndOfChannel at a clean end
+#
+#         return receive
+#
+# (a frame may be any bytes-like object that compares equal to the payload sent).
+
+FRAMEKIT: list[Impl] = []
+
+FramekitReceive = Callable[[Any, Plan], Callable[[], Awaitable[Any]]]
 
 
-def run_framekit(variant: str) -> Callable[[socket.socket, Plan], Result]:
-    """``stream``: FramedStream.send / .receive per frame; ``channel``: the sender queues
-    with ``open_framed_channel`` + ``send`` per frame; ``batch``: ``send_many`` of batches
-    and ``receive_many``. Receivers are a plain FramedStream except where noted."""
+def framekit_variant(
+    name: str,
+    description: str,
+    *,
+    channel: bool = False,
+    batch: bool = False,
+    sizes: tuple[int, ...] | None = None,
+    pingpong: bool = True,
+) -> Callable[[FramekitReceive], FramekitReceive]:
+    """Register a framekit row named ``name`` that receives with the decorated function.
 
+    ``channel``: the sender (and both ends in ping-pong) go through
+    ``open_framed_channel`` + ``await ch.send(p)`` per frame; otherwise a FramedStream's
+    ``await fs.send(p)`` per frame. ``batch``: the sender calls ``send_many`` with
+    batches of about 64 KiB, and the receive function returns lists of frames.
+    """
+
+    def register(receive: FramekitReceive) -> FramekitReceive:
+        run = run_framekit(receive, channel=channel, batch=batch)
+        FRAMEKIT.append(Impl(name, run, description, sizes=sizes, pingpong=pingpong))
+        return receive
+
+    return register
+
+
+def run_framekit(
+    receive: FramekitReceive, *, channel: bool, batch: bool
+) -> Callable[[socket.socket, Plan], Result]:
     def runner(sock: socket.socket, plan: Plan) -> Result:
         import trio
 
         import framekit
 
-        async def role(ch: framekit.FramedStream | framekit.FramedChannel) -> Result:
+        async def role(end: framekit.FramedStream | framekit.FramedChannel) -> Result:
             if plan.mode == PINGPONG:
                 if plan.role == "send":
-                    return await ping(ch.send, ch.receive, plan)
-                return await echo(ch.send, ch.receive, trio.EndOfChannel, plan)
+                    return await ping(end.send, receive(end, plan), plan)
+                return await echo(end.send, receive(end, plan), trio.EndOfChannel, plan)
             if plan.role == "send":
-                if variant == "batch":
-                    for batch in plan.batches():
-                        await ch.send_many(batch)
+                if batch:
+                    for frames in plan.batches():
+                        await end.send_many(frames)
                 else:
+                    send = end.send
                     for p in plan.frames():
-                        await ch.send(p)
+                        await send(p)
                 return {}
-            if variant == "batch":
-                result = await consume_batches(ch.receive_many, plan)
+            get = receive(end, plan)
+            if batch:
+                result = await consume_batches(get, plan)
             else:
-                result = await consume(ch.receive, plan)
+                result = await consume(get, plan)
             try:
-                extra = await ch.receive()
+                extra = await get()
             except trio.EndOfChannel:
                 return result
             raise extra_data(extra)
 
         async def main() -> Result:
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-            if variant == "channel" and (plan.role == "send" or plan.mode == PINGPONG):
-                async with framekit.open_framed_channel(stream) as channel:
-                    return await role(channel)
+            if channel and (plan.role == "send" or plan.mode == PINGPONG):
+                async with framekit.open_framed_channel(stream) as ch:
+                    return await role(ch)
             async with framekit.FramedStream(stream) as fs:
                 return await role(fs)
 
@@ -335,28 +399,65 @@ def run_framekit(variant: str) -> Callable[[socket.socket, Plan], Result]:
     return runner
 
 
+@framekit_variant(
+    "framekit-channel",
+    "framekit's coalescing channel, one call per frame: `async with open_framed_channel(s) "
+    "as ch:` then `await ch.send(p)`; receiver: FramedStream `await fs.receive()`",
+    channel=True,
+)
+def receive_each_from_channel(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
+    return end.receive  # type: ignore[no-any-return]
+
+
+@framekit_variant(
+    "framekit-stream",
+    "framekit FramedStream, one call per frame: `await fs.send(p)`; `await fs.receive()`",
+)
+def receive_each(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
+    return end.receive  # type: ignore[no-any-return]
+
+
+@framekit_variant(
+    "framekit-batch",
+    "framekit FramedStream batch API: `await fs.send_many(batch)` (~64 KiB batches); "
+    "`await fs.receive_many()`",
+    batch=True,
+    sizes=(64, 1024),
+    pingpong=False,
+)
+def receive_batches(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
+    return end.receive_many  # type: ignore[no-any-return]
+
+
 # -- Twisted ---------------------------------------------------------------------------------
 
 _reactor_thread: threading.Thread | None = None
 
 
-def run_twisted(sock: socket.socket, plan: Plan) -> Result:
-    """``Int32StringReceiver`` on both ends, default (epoll) reactor. The reactor runs once
-    per process, in a thread; each trial adopts the connected socket."""
-    global _reactor_thread
-    from twisted.internet import reactor
-    from twisted.internet.threads import blockingCallFromThread
+def run_twisted(producer: str) -> Callable[[socket.socket, Plan], Result]:
+    """``Int32StringReceiver`` on both ends, default (epoll) reactor; the one-way sender's
+    ``sendString`` calls are driven by a ``producer``: "push" (a streaming producer,
+    paused by the transport when its buffer is full) or "pull" (the transport asks for
+    more when its buffer is empty). The reactor runs once per process, in a thread; each
+    trial adopts the connected socket."""
 
-    if _reactor_thread is None:
-        _reactor_thread = threading.Thread(
-            target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
-        )
-        _reactor_thread.start()
-    result: Result = blockingCallFromThread(reactor, _twisted_trial, sock, plan)
-    return result
+    def runner(sock: socket.socket, plan: Plan) -> Result:
+        global _reactor_thread
+        from twisted.internet import reactor
+        from twisted.internet.threads import blockingCallFromThread
+
+        if _reactor_thread is None:
+            _reactor_thread = threading.Thread(
+                target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+            )
+            _reactor_thread.start()
+        result: Result = blockingCallFromThread(reactor, _twisted_trial, sock, plan, producer)
+        return result
+
+    return runner
 
 
-def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
+def _twisted_trial(sock: socket.socket, plan: Plan, producer: str) -> Any:
     from twisted.internet import defer, protocol, reactor
     from twisted.protocols.basic import Int32StringReceiver
 
@@ -418,15 +519,20 @@ def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
             self.result = measured(plan, self.n, self.nbytes, 1, self.first, self.t0, self.t1)
 
     class Sender(Base):
-        """A streaming push producer: writes until the transport asks it to pause."""
+        """A streaming push producer: writes until the transport asks it to pause.
+        (``streaming=False`` makes it a pull producer: see :class:`PullSender`.)"""
 
+        streaming = True
         paused = False
         i = 0
+        per_call = count  # frames per resumeProducing at most
 
         def connectionMade(self) -> None:
             self.frames = plan.frames()
-            self.transport.registerProducer(self, True)
-            self.resumeProducing()
+            # a pull producer is asked for its first chunk here
+            self.transport.registerProducer(self, self.streaming)
+            if self.streaming:
+                self.resumeProducing()
 
         def pauseProducing(self) -> None:
             self.paused = True
@@ -434,7 +540,8 @@ def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
         def resumeProducing(self) -> None:
             self.paused = False
             frames, i, send = self.frames, self.i, self.sendString
-            while i < count and not self.paused:
+            stop = min(count, i + self.per_call)
+            while i < stop and not self.paused:
                 send(frames[i])
                 i += 1
             self.i = i
@@ -444,6 +551,13 @@ def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
 
         def stopProducing(self) -> None:
             self.paused = True
+
+    class PullSender(Sender):
+        """A pull producer: each time the transport's buffer is empty it asks for more,
+        and gets ``TWISTED_PULL_CHUNK`` bytes of frames (at least one)."""
+
+        streaming = False
+        per_call = max(1, TWISTED_PULL_CHUNK // (plan.size + PREFIX.size))
 
     class Echo(Base):
         n = 0
@@ -495,7 +609,8 @@ def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
     if plan.mode == PINGPONG:
         cls: type[Base] = Ping if plan.role == "send" else Echo
     else:
-        cls = Sender if plan.role == "send" else Receiver
+        sender = PullSender if producer == "pull" else Sender
+        cls = sender if plan.role == "send" else Receiver
     factory = protocol.Factory.forProtocol(cls)
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_INET, factory)
     sock.close()  # the reactor holds its own duplicate
@@ -505,51 +620,66 @@ def _twisted_trial(sock: socket.socket, plan: Plan) -> Any:
 # -- asyncio ---------------------------------------------------------------------------------
 
 
-def run_asyncio(sock: socket.socket, plan: Plan) -> Result:
+def run_asyncio(loop: str) -> Callable[[socket.socket, Plan], Result]:
+    """The same asyncio code on the default event loop (``loop="asyncio"``) or on
+    uvloop's (``loop="uvloop"``)."""
+
+    def runner(sock: socket.socket, plan: Plan) -> Result:
+        main = asyncio_main(sock, plan)
+        if loop == "uvloop":
+            import uvloop
+
+            result: Result = uvloop.run(main)
+            return result
+        import asyncio
+
+        return asyncio.run(main)
+
+    return runner
+
+
+async def asyncio_main(sock: socket.socket, plan: Plan) -> Result:
     """``asyncio.open_connection``; ``writer.write`` per frame with a periodic ``drain``;
     ``readexactly`` for the prefix, then for the payload."""
     import asyncio
 
-    async def main() -> Result:
-        reader, writer = await asyncio.open_connection(sock=sock, limit=ASYNCIO_LIMIT)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=ASYNCIO_LIMIT)
 
-        async def read_frame() -> bytes:
-            header = await reader.readexactly(4)
-            return await reader.readexactly(unpack_from(header)[0])
+    async def read_frame() -> bytes:
+        header = await reader.readexactly(4)
+        return await reader.readexactly(unpack_from(header)[0])
 
-        async def send(p: bytes) -> None:
-            writer.write(pack(len(p)) + p)
+    async def send(p: bytes) -> None:
+        writer.write(pack(len(p)) + p)
 
-        try:
-            if plan.mode == PINGPONG:
-                if plan.role == "send":
-                    return await ping(send, read_frame, plan)
-                return await echo(send, read_frame, asyncio.IncompleteReadError, plan)
+    try:
+        if plan.mode == PINGPONG:
             if plan.role == "send":
-                written = 0
-                for p in plan.frames():
-                    n = len(p)
-                    if n < BIG:
-                        writer.write(pack(n) + p)
-                    else:
-                        writer.write(pack(n))
-                        writer.write(p)
-                    written += n
-                    if written >= ASYNCIO_DRAIN_EVERY:
-                        written = 0
-                        await writer.drain()
-                await writer.drain()
-                return {}
-            result = await consume(read_frame, plan)
-            extra = await reader.read()
-            if extra:
-                raise extra_data(extra)
-            return result
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
-    return asyncio.run(main())
+                return await ping(send, read_frame, plan)
+            return await echo(send, read_frame, asyncio.IncompleteReadError, plan)
+        if plan.role == "send":
+            written = 0
+            for p in plan.frames():
+                n = len(p)
+                if n < BIG:
+                    writer.write(pack(n) + p)
+                else:
+                    writer.write(pack(n))
+                    writer.write(p)
+                written += n
+                if written >= ASYNCIO_DRAIN_EVERY:
+                    written = 0
+                    await writer.drain()
+            await writer.drain()
+            return {}
+        result = await consume(read_frame, plan)
+        extra = await reader.read()
+        if extra:
+            raise extra_data(extra)
+        return result
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 # -- anyio on Trio ---------------------------------------------------------------------------
@@ -805,6 +935,86 @@ def run_blocking_bulk(sock: socket.socket, plan: Plan) -> Result:
         return result
 
 
+def run_blocking_coalesce(writer: str, reader: str) -> Callable[[socket.socket, Plan], Result]:
+    """A blocking pair that coalesces frame by frame: one call per frame on each end.
+
+    The sender's call appends prefix + payload to a user-space buffer that goes out with
+    one ``sendall`` once it holds ``COALESCE_BUFFER`` bytes (and at the end):
+    ``writer="makefile"`` is ``sock.makefile("wb", buffering=COALESCE_BUFFER).write``,
+    ``writer="bytearray"`` a ``bytearray`` and ``sendall``. The receiver's call returns
+    one frame: ``reader="makefile"`` reads 4 bytes then n from
+    ``sock.makefile("rb", buffering=BULK_RECEIVE_SIZE)``, ``reader="bulk"`` hands out, one
+    at a time, the frames a :class:`BulkReader` parsed from each big read."""
+
+    def runner(sock: socket.socket, plan: Plan) -> Result:
+        sock.setblocking(True)
+        with sock:
+            if plan.role == "send":
+                frames = plan.frames()
+                if writer == "makefile":
+                    with sock.makefile("wb", buffering=COALESCE_BUFFER) as out:
+                        write = out.write
+                        for p in frames:
+                            write(pack(len(p)) + p)
+                    return {}
+                buf = bytearray()
+
+                def send(p: bytes) -> None:
+                    buf.extend(pack(len(p)))
+                    buf.extend(p)
+                    if len(buf) >= COALESCE_BUFFER:
+                        sock.sendall(buf)
+                        buf.clear()
+
+                for p in frames:
+                    send(p)
+                if buf:
+                    sock.sendall(buf)
+                return {}
+            if reader == "makefile":
+                with sock.makefile("rb", buffering=BULK_RECEIVE_SIZE) as source:
+                    read = source.read
+
+                    def read_frame() -> bytes:
+                        header = read(4)
+                        if len(header) < 4:
+                            if header:
+                                raise BenchError("stream ended inside a prefix")
+                            raise EOFError
+                        n = unpack_from(header)[0]
+                        payload: bytes = read(n)
+                        if len(payload) < n:
+                            raise BenchError("stream ended inside a frame")
+                        return payload
+
+                    return consume_to_eof_sync(read_frame, plan)
+            bulk = BulkReader(sock)
+            ready: deque[bytes] = deque()
+            popleft = ready.popleft
+
+            def next_frame() -> bytes:
+                if not ready:
+                    batch = bulk.read_batch()
+                    if not batch:
+                        raise EOFError
+                    ready.extend(batch)
+                return popleft()
+
+            return consume_to_eof_sync(next_frame, plan)
+
+    return runner
+
+
+def consume_to_eof_sync(read_frame: Callable[[], bytes | bytearray], plan: Plan) -> Result:
+    """:func:`consume_sync`, then a check that the stream ends cleanly (EOFError)."""
+    result = consume_sync(read_frame, plan)
+    try:
+        extra = read_frame()
+    except EOFError:
+        return result
+    raise extra_data(extra)
+
+
 # -- raw unframed bulk TCP: the ceilings -----------------------------------------------------
 
 
@@ -931,57 +1141,61 @@ def run_raw_trio(sock: socket.socket, plan: Plan) -> Result:
 # -- registry and worker loop ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Impl:
-    name: str
-    run: Callable[[socket.socket, Plan], Result]
-    description: str
-    sizes: tuple[int, ...] | None = None  # one-way sizes it runs at (None: all)
-    pingpong: bool = True
+PEERS: list[Impl] = [
+    Impl(
+        "twisted-push",
+        run_twisted("push"),
+        "Twisted Int32StringReceiver both ends, epoll reactor; `sendString` per frame from a "
+        "streaming push producer",
+    ),
+    Impl(
+        "twisted-pull",
+        run_twisted("pull"),
+        "Twisted Int32StringReceiver both ends, epoll reactor; `sendString` per frame from a "
+        "pull producer (~64 KiB of frames each time the transport asks)",
+        pingpong=False,  # no producer in ping-pong: the same code as twisted-push
+    ),
+    Impl("asyncio", run_asyncio("asyncio"), "asyncio streams: write + periodic drain; readexactly"),
+    Impl(
+        "asyncio-uvloop",
+        run_asyncio("uvloop"),
+        "the asyncio code above on uvloop's event loop",
+    ),
+    Impl("anyio", run_anyio, "anyio on Trio: send; BufferedByteReceiveStream.receive_exactly"),
+    Impl("trio-naive", run_trio_naive, "Trio: send_all per frame; receive_some + manual parse"),
+    Impl(
+        "blocking-tutorial",
+        run_blocking_tutorial,
+        "blocking socket: sendall per frame; recv exactly 4, then exactly n",
+    ),
+    Impl(
+        "blocking-coalesce",
+        # the strongest of the four writer/reader pairs at 64 B and 1 KiB, or tied with
+        # the best (docs/performance.md, "The implementations")
+        run_blocking_coalesce("bytearray", "bulk"),
+        "blocking socket pair, one call per frame, coalescing in user space: the sender's "
+        "call appends prefix + payload to a bytearray sent with one sendall per ~64 KiB; "
+        "the receiver's call returns the next frame of a bulk parse of 128 KiB reads",
+        sizes=SMALL,
+        pingpong=False,  # one frame at a time: nothing to coalesce
+    ),
+    Impl(
+        "blocking-bulk",
+        run_blocking_bulk,
+        "blocking socket pair, batch to batch (the comparison for framekit-batch): one "
+        "sendall per ready-made ~64 KiB batch; bulk parse",
+        sizes=SMALL,
+        pingpong=False,  # one frame at a time: nothing to batch
+    ),
+    Impl("raw-blocking", run_raw_blocking, "ceiling: unframed bulk TCP, blocking sockets"),
+    Impl("raw-trio", run_raw_trio, "ceiling: unframed bulk TCP, Trio SocketStream"),
+]
 
+if importlib.util.find_spec("uvloop") is None:  # not installed (the bench extra has it)
+    PEERS = [impl for impl in PEERS if impl.name != "asyncio-uvloop"]
 
-SMALL = (64, 1024)
-
-IMPLS: dict[str, Impl] = {
-    impl.name: impl
-    for impl in [
-        Impl(
-            "framekit",
-            run_framekit("channel"),
-            "framekit, one call per frame: open_framed_channel + `await ch.send(p)`; "
-            "FramedStream `await fs.receive()`",
-        ),
-        Impl(
-            "framekit-batch",
-            run_framekit("batch"),
-            "framekit batch API: FramedStream `send_many` (~64 KiB batches); `receive_many`",
-            sizes=SMALL,
-            pingpong=False,
-        ),
-        Impl(
-            "framekit-stream",
-            run_framekit("stream"),
-            "framekit FramedStream: `await fs.send(p)` per frame (one send_all each); "
-            "`await fs.receive()`",
-        ),
-        Impl("twisted", run_twisted, "Twisted Int32StringReceiver both ends, epoll reactor"),
-        Impl("asyncio", run_asyncio, "asyncio streams: write + periodic drain; readexactly"),
-        Impl("anyio", run_anyio, "anyio on Trio: send; BufferedByteReceiveStream.receive_exactly"),
-        Impl("trio-naive", run_trio_naive, "Trio: send_all per frame; receive_some + manual parse"),
-        Impl(
-            "blocking-tutorial",
-            run_blocking_tutorial,
-            "blocking socket: sendall per frame; recv exactly 4, then exactly n",
-        ),
-        Impl(
-            "blocking-bulk",
-            run_blocking_bulk,
-            "blocking socket pair that coalesces: one sendall per ~64 KiB batch; bulk parse",
-        ),
-        Impl("raw-blocking", run_raw_blocking, "ceiling: unframed bulk TCP, blocking sockets"),
-        Impl("raw-trio", run_raw_trio, "ceiling: unframed bulk TCP, Trio SocketStream"),
-    ]
-}
+#: Every implementation, framekit's rows first, in the order of the tables.
+IMPLS: dict[str, Impl] = {impl.name: impl for impl in [*FRAMEKIT, *PEERS]}
 
 
 def emit(line: str) -> None:
