@@ -23,7 +23,7 @@ from ._log_text import escape
 from ._processes import require_process_groups
 from ._shared import SharedState
 
-__all__ = ["handle_connection", "serve_commands", "serve_connections"]
+__all__ = ["handle_connection", "log_listening", "serve_commands", "serve_connections"]
 
 log = logging.getLogger("framekit.server")
 
@@ -61,15 +61,21 @@ async def serve_commands(
     shared = await SharedState.create(config)
     tcp_listeners = await listen_tcp(config.tcp_port, config.host)
     bound = bound_addresses(tcp_listeners)
+    log_listening(config, bound)
+    await serve_connections(shared, tcp_listeners, task_status=ReportValue(task_status, bound))
+
+
+def log_listening(config: ServerConfig, bound: list[tuple[str, int]], workers: str = "") -> None:
+    """One line per bound address: where the command server listens, and how."""
     scheme = "tls" if config.ssl_context is not None else "tcp"
     for host, port in bound:
         log.info(
-            "command server listening on %s://%s (%s)",
+            "command server listening on %s://%s (%s)%s",
             scheme,
             escape(format_address(host, port)),
             "token required" if config.token is not None else "no token",
+            workers,
         )
-    await serve_connections(shared, tcp_listeners, task_status=ReportValue(task_status, bound))
 
 
 async def serve_connections(

@@ -37,12 +37,10 @@ import trio
 
 from .._errors import ProtocolError, UnsupportedPlatform
 from ..codec import NEED_DATA, FrameDecoder, FrameEncoder
-from ..streams._address import format_address
 from ..streams._serve import ReportValue, listen_error
 from ._config import ServerConfig
 from ._files import UploadDirectory
-from ._log_text import escape
-from ._server import serve_connections
+from ._server import log_listening, serve_connections
 from ._shared import SharedState
 
 __all__ = [
@@ -422,15 +420,7 @@ async def serve_command_workers(
     groups = await _bind(config)
     try:
         bound = [(str(g[0].getsockname()[0]), int(g[0].getsockname()[1])) for g in groups]
-        scheme = "tls" if config.ssl_context is not None else "tcp"
-        for host, port in bound:
-            log.info(
-                "command server listening on %s://%s (%s), %d worker processes",
-                scheme,
-                escape(format_address(host, port)),
-                "token required" if config.token is not None else "no token",
-                config.workers,
-            )
+        log_listening(config, bound, f", {config.workers} worker processes")
         workers = [_Worker(config, i, [g[i] for g in groups]) for i in range(config.workers)]
         async with trio.open_nursery() as nursery:
             failures: list[Exception] = []
