@@ -23,6 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BadHeader as BadHeader
+from ._errors import BufferTooSmall as BufferTooSmall
 from ._errors import ChecksumMismatch as ChecksumMismatch
 from ._errors import ConnectError as ConnectError
 from ._errors import FramekitError as FramekitError
@@ -281,6 +282,7 @@ __all__ = sorted(
     [
         "BadHeader",
         "BodyChunk",
+        "BufferTooSmall",
         "DelimitedDecoder",
         "DelimitedEncoder",
         "DelimitedFormat",

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 __all__ = [
     "BadHeader",
+    "BufferTooSmall",
     "ChecksumMismatch",
     "ConnectError",
     "FrameTooLarge",
@@ -148,6 +149,26 @@ class InvalidText(ProtocolError):
         self.frame = frame
         self.encoding = encoding
         self.position = position
+
+
+class BufferTooSmall(FramekitError, ValueError):
+    """The next frame does not fit in the buffer given to receive it into.
+
+    Raised by :meth:`FramedStream.receive_into <framekit.FramedStream.receive_into>` and
+    :meth:`FrameDecoder.take_into <framekit.FrameDecoder.take_into>` as soon as the
+    frame's length is known, before any of it is consumed: the frame stays pending, and
+    a later call with a buffer of at least :attr:`needed` bytes (or a plain
+    ``receive()`` / ``next_frame()``) gets all of it. The stream stays usable.
+
+    Attributes:
+        needed: the frame's payload length, in bytes.
+        size: the buffer's size, in bytes.
+    """
+
+    def __init__(self, message: str, *, needed: int, size: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.size = size
 
 
 class ConnectError(FramekitError, OSError):

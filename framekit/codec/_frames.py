@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from typing import Final, Literal, final
+from typing import TYPE_CHECKING, Final, Literal, final
 
 from .._errors import (
+    BufferTooSmall,
     FrameTooLarge,
     IncompleteFrame,
     InvalidFormat,
@@ -26,7 +27,18 @@ from .._types import BytesLike, flat_bytes
 from ._common import too_large_to_send
 from ._format import DEFAULT_FORMAT, FrameFormat
 
-__all__ = ["END_OF_STREAM", "NEED_DATA", "FrameDecoder", "FrameEncoder", "Sentinel"]
+if TYPE_CHECKING:
+    # Any buffer: ``collections.abc.Buffer`` from 3.12 on; type checkers only.
+    from typing_extensions import Buffer
+
+__all__ = [
+    "END_OF_STREAM",
+    "NEED_DATA",
+    "FrameDecoder",
+    "FrameEncoder",
+    "Sentinel",
+    "writable_bytes",
+]
 
 
 class Sentinel(enum.Enum):
@@ -43,6 +55,50 @@ class Sentinel(enum.Enum):
 
 NEED_DATA: Final = Sentinel.NEED_DATA
 END_OF_STREAM: Final = Sentinel.END_OF_STREAM
+
+
+def writable_bytes(buffer: Buffer) -> memoryview:
+    """``buffer`` as a flat, writable byte view of the same memory (release it after use).
+
+    A ``memoryview`` of wider items (an ``array('i')``) becomes a view of its bytes, so
+    sizes are counted in bytes, not items.
+
+    Raises:
+        TypeError: ``buffer`` is not a buffer, is read-only (``bytes``), or is not
+            C-contiguous.
+    """
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise TypeError(
+            "buffer must be a writable bytes-like object (bytearray, memoryview, array), "
+            f"not {type(buffer).__name__}"
+        ) from None
+    if view.readonly:
+        view.release()
+        raise TypeError(
+            f"buffer must be writable, and this {type(buffer).__name__} is read-only; "
+            "receive into a bytearray (or a memoryview of one)"
+        )
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    try:
+        flat = view.cast("B")
+    except TypeError:
+        raise TypeError("buffer must be C-contiguous (this memoryview is not)") from None
+    finally:
+        view.release()
+    return flat
+
+
+def _too_small(needed: int, size: int) -> BufferTooSmall:
+    return BufferTooSmall(
+        f"the next frame's payload is {needed} bytes, but the buffer holds only {size}; "
+        f"nothing was consumed: receive it into a buffer of at least {needed} bytes, or "
+        "as bytes",
+        needed=needed,
+        size=size,
+    )
 
 
 @final
@@ -379,6 +435,177 @@ class FrameDecoder:
         self._pos = end
         return buf if pos == 0 and end == len(buf) else buf[pos:end]
 
+    # -- receiving into a buffer (zero-copy) --------------------------------------------
+    #
+    # The frame stays pending - nothing consumed - until take_into() or finish_frame()
+    # consumes it whole, so a caller that gives up half-way (a cancelled read, a buffer
+    # too small) leaves the decoder exactly as it was.
+
+    def next_length(self) -> int | Literal[Sentinel.NEED_DATA, Sentinel.END_OF_STREAM]:
+        """The next frame's payload length, as soon as its header is buffered.
+
+        Consumes nothing (with ``oversize="discard"``, frames over the limit are skipped
+        as they arrive, as :meth:`next_frame` would): the frame stays pending, and
+        :meth:`next_frame`, :meth:`take_into` or :meth:`finish_frame` take it next.
+        This is the length :meth:`next_frame` would return a payload of.
+
+        Returns:
+            The length, :data:`NEED_DATA` (the header is not all buffered yet), or
+            :data:`END_OF_STREAM` after a clean end.
+
+        Raises:
+            FrameTooLarge: the length is over the limit (or negative).
+            IncompleteFrame: the stream ended inside the frame (its header or payload).
+            MalformedFrame: the header breaks the format's rules.
+        """
+        if self._error is not None:
+            raise self._error
+        length = self._head()
+        if length is None:
+            if not self._eof:
+                return NEED_DATA
+            if self.buffered or self._skip:
+                raise self._incomplete()
+            return END_OF_STREAM
+        if self._eof and self.buffered < self._strip + length:
+            raise self._incomplete()
+        return length
+
+    def take_into(
+        self, buffer: Buffer
+    ) -> int | Literal[Sentinel.NEED_DATA, Sentinel.END_OF_STREAM]:
+        """:meth:`next_frame`, into ``buffer``: copy the next frame's payload into the
+        start of ``buffer`` once the whole frame is buffered, consume it, and return its
+        length. ``buffer`` (any writable C-contiguous buffer; its size counts in bytes)
+        is written only in ``buffer[:length]``, and only when the frame is complete.
+
+        Returns:
+            The payload length, :data:`NEED_DATA`, or :data:`END_OF_STREAM` after a
+            clean end.
+
+        Raises:
+            TypeError: ``buffer`` is not writable (``bytes``) or not contiguous;
+                nothing was consumed.
+            BufferTooSmall: the frame is longer than ``buffer``, raised as soon as its
+                header is buffered; nothing was consumed.
+            FrameTooLarge, IncompleteFrame, MalformedFrame: as :meth:`next_length`.
+        """
+        view = writable_bytes(buffer)
+        try:
+            length = self.next_length()
+            if length is NEED_DATA or length is END_OF_STREAM:
+                return length
+            if length > view.nbytes:
+                raise _too_small(length, view.nbytes)
+            strip = self._strip
+            if self.buffered < strip + length:
+                return NEED_DATA
+            self._copy_out(view, strip, length)
+        finally:
+            view.release()
+        self._drop(strip + length)
+        return length
+
+    def peek_into(self, buffer: Buffer) -> int:
+        """Copy the part of the next frame's payload that is buffered into the start of
+        ``buffer`` (as much as fits) without consuming anything; return how many bytes.
+
+        For a caller that reads the rest of a large payload straight from the transport
+        into the same buffer, then calls :meth:`finish_frame`. Returns 0 when no frame
+        header is buffered.
+
+        Raises:
+            TypeError: ``buffer`` is not writable or not contiguous.
+            FrameTooLarge, MalformedFrame: as :meth:`next_length`.
+        """
+        view = writable_bytes(buffer)
+        try:
+            if self._error is not None:
+                raise self._error
+            length = self._head()
+            if length is None:
+                return 0
+            strip = self._strip
+            n = max(0, min(view.nbytes, length, self.buffered - strip))
+            self._copy_out(view, strip, n)
+            return n
+        finally:
+            view.release()
+
+    def finish_frame(self) -> int:
+        """Consume the next frame: its header and the part of its payload that is
+        buffered. Return how many bytes of its payload were *not* buffered (0 when the
+        frame was complete).
+
+        Those bytes are the caller's to read from the transport itself, straight after
+        what it fed in (as :meth:`peek_into`'s caller does); they must not be fed to this
+        decoder, whose next byte is the header of the frame after.
+
+        Raises:
+            LocalProtocolError: no frame header is buffered (:meth:`next_length` did not
+                return a length; with a format that strips more than its header, the
+                stripped bytes are not all buffered yet); nothing was consumed.
+            FrameTooLarge, MalformedFrame: as :meth:`next_length`.
+        """
+        if self._error is not None:
+            raise self._error
+        length = self._head()
+        strip = self._strip
+        if length is None or self.buffered < strip:
+            raise LocalProtocolError(
+                "finish_frame() needs a frame whose header (and any other bytes the "
+                "format strips) is buffered; call it after next_length() returned a "
+                "length, or peek_into() copied something"
+            )
+        have = min(self.buffered - strip, length)
+        self._drop(strip + have)
+        return length - have
+
+    @property
+    def _strip(self) -> int:
+        """Header bytes before the payload that ``next_frame`` returns."""
+        return self._width if self._plain else self.format.strip_size
+
+    def _head(self) -> int | None:
+        """The next frame's payload length once its header is buffered, checked against
+        the limit; None before. Consumes nothing but oversized frames being skipped."""
+        if not self._plain:
+            total = self._head_general()
+            return None if total is None else total - self.format.strip_size
+        buf, pos, width = self._buf, self._pos, self._width
+        if pos + width <= len(buf):
+            length: int = self._unpack(buf, pos)[0]
+        elif self.buffered >= width:
+            length = self._unpack(self._peek(width), 0)[0]
+        else:
+            return None
+        if length > self._limit or length < 0:
+            raise self._too_large(length)
+        return length
+
+    def _copy_out(self, view: memoryview, skip: int, n: int) -> None:
+        """Copy ``n`` buffered bytes, from ``skip`` bytes past the unconsumed start, into
+        ``view[:n]`` (one copy; ``n`` of them must be buffered)."""
+        start = self._pos + skip
+        buf = self._buf
+        if start + n <= len(buf):  # all in the current chunk (the usual case)
+            with memoryview(buf) as source:
+                view[:n] = source[start : start + n]
+            return
+        done = 0
+        for chunk in (buf, *self._chunks):
+            size = len(chunk)
+            if start >= size:
+                start -= size
+                continue
+            k = min(size - start, n - done)
+            with memoryview(chunk) as source:
+                view[done : done + k] = source[start : start + k]
+            done += k
+            if done == n:
+                return
+            start = 0
+
     def fail(self, error: ProtocolError) -> ProtocolError:
         """Put the decoder in its error state with ``error`` (for layers built on top)."""
         self._error = error
@@ -402,6 +629,20 @@ class FrameDecoder:
 
     def _one_general(self) -> bytes | None:
         """Decode the next frame if it is complete (skipping oversized ones), else None."""
+        total = self._head_general()
+        if total is None or self.buffered < total:
+            return None
+        strip = self.format.strip_size
+        buf, pos = self._buf, self._pos
+        if pos + total <= len(buf):
+            self._pos = pos + total
+            return buf[pos + strip : pos + total]
+        self._drop(strip)
+        return self._take(total - strip)
+
+    def _head_general(self) -> int | None:
+        """The next frame's size on the wire, header included, once its header is
+        buffered (skipping oversized ones as they arrive), else None."""
         fmt = self.format
         header, strip, adjust, limit = fmt.header_size, fmt.strip_size, fmt.adjust, self._limit
         while True:
@@ -409,8 +650,7 @@ class FrameDecoder:
                 self._skip -= self._drop(self._skip)
                 if self._skip:
                     return None
-            avail = self.buffered
-            if avail < header:
+            if self.buffered < header:
                 return None
             buf, pos = self._buf, self._pos
             if pos + header <= len(buf):
@@ -442,13 +682,7 @@ class FrameDecoder:
                         "this format strips from each frame"
                     )
                 )
-            if avail < total:
-                return None
-            if pos + total <= len(buf):
-                self._pos = pos + total
-                return buf[pos + strip : pos + total]
-            self._drop(strip)
-            return self._take(total - strip)
+            return total
 
     def _drop(self, n: int) -> int:
         """Consume up to ``n`` buffered bytes without copying them; how many were dropped."""

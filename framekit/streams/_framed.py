@@ -7,19 +7,26 @@ by its :class:`~framekit.streams._state.StreamState`.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import deque
 from collections.abc import Iterable
-from typing import Final, NamedTuple, final
+from typing import TYPE_CHECKING, Final, NamedTuple, final
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
+from .._errors import BufferTooSmall
 from .._types import BytesLike, flat_bytes
-from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
+from ..codec import DEFAULT_FORMAT, END_OF_STREAM, NEED_DATA, FrameDecoder, FrameFormat, Framing
+from ..codec._frames import writable_bytes
 from ..codec._spec import AnyDecoder, AnyEncoder
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
+
+if TYPE_CHECKING:
+    # Any buffer: ``collections.abc.Buffer`` from 3.12 on; type checkers only.
+    from typing_extensions import Buffer
 
 __all__ = ["CANCEL_CHECK_INTERVAL", "Detached", "FramedStream"]
 
@@ -41,6 +48,19 @@ _DIRECT_WRITE: Final = os.name == "posix"
 #: cancellation on every this-many calls rather than on each: the check is ~0.5 us of a
 #: ~1.5 us budget per frame. Whenever a call has to wait, it is a full checkpoint.
 CANCEL_CHECK_INTERVAL: Final = 16
+#: ``receive_into`` on a plain TCP connection reads the payload of a frame at least this
+#: long straight from the socket into the caller's buffer; shorter frames are read, many
+#: at a time, into the decoder and copied out. Measured (receiver CPU per frame): 16 KiB
+#: frames 8.9 us read direct vs 7.0 us copied, 32 KiB even, 64 KiB 15.9 vs 22.4 us.
+_DIRECT_RECEIVE_MIN: Final = 32 * 1024
+#: What each direct read takes past the frame, into the stream's own small buffer: the
+#: next frame's header (and a little of its payload, copied twice).
+_SCATTER_SIZE: Final = 1024
+#: Whether the rest of a frame may be read straight from a TCP socket's descriptor with
+#: ``os.readv`` (POSIX); elsewhere the Trio socket's ``recv_into`` reads it.
+_DIRECT_READ: Final = hasattr(os, "readv")
+#: The errnos trio's SocketStream reports as a closed stream rather than a broken one.
+_CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 class Detached(NamedTuple):
@@ -60,7 +80,8 @@ class FramedStream(trio.abc.Channel[bytes]):
     """A :class:`trio.abc.Channel` of whole messages over a :class:`trio.abc.Stream`.
 
     Each :meth:`send` writes one frame; each :meth:`receive` returns one whole frame,
-    however the bytes were split or merged on the way. The framing is any
+    however the bytes were split or merged on the way; :meth:`receive_into` writes it
+    into a buffer you own instead (zero-copy on plain TCP). The framing is any
     :data:`~framekit.Framing`: a length prefix (the default), lines or delimiters,
     varints, netstrings. Use it with
     ``async with`` (closes the stream) and ``async for`` (receives until a clean end).
@@ -112,6 +133,16 @@ class FramedStream(trio.abc.Channel[bytes]):
             if _DIRECT_WRITE and type(transport_stream) is trio.SocketStream
             else None
         )
+        # receive_into() reads the rest of a large frame straight from this socket into
+        # the caller's buffer (a plain length prefix over plain TCP only).
+        self._recv_socket = (
+            transport_stream.socket
+            if self._plain and type(transport_stream) is trio.SocketStream
+            else None
+        )
+        self._after: bytearray | None = None  # allocated by the first direct read
+        self._large = False  # the last frame receive_into took was read direct
+        self._fast_reads = 0  # direct reads since the last checkpoint
         self._detached = False
 
     # -- sending -----------------------------------------------------------------------
@@ -275,6 +306,207 @@ class FramedStream(trio.abc.Channel[bytes]):
         await self._fill()
         return ready.popleft()
 
+    async def receive_into(self, buffer: Buffer) -> int:
+        """Receive the next frame's payload into the start of ``buffer``; return its length.
+
+        For large frames: the payload is written into memory you own instead of a new
+        ``bytes``. On a plain TCP connection with a plain length prefix, once the header
+        of a frame of at least 32 KiB is read, whatever of its payload was already read
+        is copied into ``buffer`` and the rest is read from the socket straight into it
+        (``os.readv`` on POSIX, the socket's ``recv_into`` elsewhere): the payload is
+        copied once, by the kernel. Smaller frames are read many at a time and copied
+        in. Over other transports (TLS, in-memory) a length field's frame is copied in
+        from the chunks it arrived in; other framings (lines, varints, netstrings)
+        receive the frame, then copy it in.
+
+        ``buffer`` is any writable C-contiguous buffer (a ``bytearray``, a ``memoryview``
+        of one, an ``array``); its size counts in bytes, not items. The caller owns it:
+        this call writes only ``buffer[:n]`` (``n`` the length returned) and keeps no
+        reference to it once it returns, so a ``bytearray`` may be resized again and the
+        buffer reused for the next frame.
+
+        Frames and errors come in the same order as from :meth:`receive`, and the two may
+        be interleaved freely. Like :meth:`receive`, this is not a checkpoint on every
+        call: a frame already read is copied in at once (cancellation is checked on
+        every ``CANCEL_CHECK_INTERVAL``-th call), and bytes already in the kernel are
+        read straight in (a full checkpoint every ``CANCEL_CHECK_INTERVAL``-th read).
+        Whenever it has to wait for the network, it is a full checkpoint.
+
+        Cancellation: nothing is lost. A cancelled call may already have written the
+        start of the frame's payload into ``buffer`` (never past the frame's length), but
+        it consumed nothing: the bytes it read are kept, and the next :meth:`receive` or
+        :meth:`receive_into` gets the whole frame.
+
+        Raises:
+            TypeError: ``buffer`` is read-only (``bytes``) or not contiguous; nothing was
+                consumed.
+            BufferTooSmall: the next frame is longer than ``buffer`` (its ``needed``
+                says how long). Nothing was consumed and the stream is still usable:
+                call again with a buffer of at least ``needed`` bytes, or
+                :meth:`receive`. Raised as soon as the frame's length is known.
+            trio.EndOfChannel: the peer closed the stream cleanly between frames.
+            IncompleteFrame: the stream ended in the middle of a frame.
+            FrameTooLarge: the peer declared a frame over ``max_frame_size``.
+            trio.BusyResourceError: another task is receiving.
+            trio.ClosedResourceError: the stream was closed.
+            trio.BrokenResourceError: the transport failed.
+        """
+        view = writable_bytes(buffer)
+        try:
+            # A frame already read is taken without a checkpoint (from the queue or the
+            # decoder), so check for cancellation every CANCEL_CHECK_INTERVAL calls.
+            self._fast_calls += 1
+            if self._fast_calls >= CANCEL_CHECK_INTERVAL:
+                self._fast_calls = 0
+                await checkpoint_if_cancelled()
+            if self._ready and not self._state.closed:
+                return self._copy_ready(view)
+            if isinstance(self._decoder, FrameDecoder):
+                return await self._receive_frame_into(self._decoder, view)
+            # Other framings: one whole frame (kept queued if it does not fit), copied in.
+            await self._fill()
+            return self._copy_ready(view)
+        finally:
+            view.release()
+
+    def _copy_ready(self, view: memoryview) -> int:
+        """Copy the first queued frame into ``view`` and dequeue it, if it fits."""
+        frame = self._ready[0]
+        n = len(frame)
+        if n > view.nbytes:
+            raise _too_small(n, view.nbytes)
+        view[:n] = frame
+        self._ready.popleft()
+        return n
+
+    async def _receive_frame_into(self, decoder: FrameDecoder, view: memoryview) -> int:
+        """``receive_into`` for a length field: the frame goes from the decoder's chunks
+        (and, on TCP, the socket) into ``view``, never through a ``bytes`` of its own."""
+        state = self._state
+        sock = self._recv_socket
+        with state.receiving:
+            while True:
+                length = decoder.next_length()
+                if length is END_OF_STREAM:
+                    raise trio.EndOfChannel
+                if length is not NEED_DATA:
+                    if length > view.nbytes:
+                        raise _too_small(length, view.nbytes)
+                    if sock is not None and length >= _DIRECT_RECEIVE_MIN:
+                        # A large frame on TCP: its payload goes straight in.
+                        self._large = True
+                        return await self._receive_rest(sock, decoder, view, length)
+                    self._large = False
+                    taken = decoder.take_into(view)
+                    if taken is not NEED_DATA and taken is not END_OF_STREAM:
+                        return taken  # the frame was whole
+                elif sock is not None and self._large:
+                    # No header yet, and large frames come: read little, not a chunk of
+                    # frames that would all be copied twice (their payloads go straight
+                    # in); usually a direct read has read this header already.
+                    after = self._scatter()
+                    n = await self._read_into(sock, None, after)
+                    if state.closed:
+                        raise trio.ClosedResourceError("this FramedStream was closed")
+                    decoder.receive_data(bytes(after[:n]))  # b"": the end of the stream
+                    continue
+                read_size = self._read_size
+                data = await self.transport_stream.receive_some(read_size.size)
+                read_size.update(len(data))
+                if state.closed:
+                    raise trio.ClosedResourceError("this FramedStream was closed")
+                decoder.receive_data(data)
+
+    async def _receive_rest(
+        self, sock: trio.socket.SocketType, decoder: FrameDecoder, view: memoryview, length: int
+    ) -> int:
+        """Copy the buffered start of the pending frame into ``view``, read the rest
+        straight from the socket into it, then consume the frame in the decoder.
+
+        Each read also takes up to ``_SCATTER_SIZE`` bytes past the frame into a small
+        buffer of the stream's own: the next frame's header, so the next call reads its
+        payload straight in too, with no read of its own for the header.
+
+        Until the frame is whole nothing is consumed: if the call ends early (cancelled,
+        closed, the transport failed, the end of the stream) the bytes read so far are
+        fed back to the decoder, which then holds them as if read the usual way.
+        """
+        have = got = decoder.peek_into(view)
+        after = self._scatter()
+        extra = 0  # bytes of what follows the frame, read into ``after``
+        try:
+            while got < length:
+                with view[got:length] as part:
+                    n = await self._read_into(sock, part, after)
+                if n > length - got:
+                    extra = n - (length - got)
+                    n = length - got
+                got += n
+                if self._state.closed:
+                    raise trio.ClosedResourceError("this FramedStream was closed")
+                if not n:  # the end of the stream, inside this frame
+                    break
+        except BaseException:
+            self._give_back(decoder, view, have, got)
+            if extra:
+                decoder.receive_data(bytes(after[:extra]))
+            raise
+        if got < length:
+            self._give_back(decoder, view, have, got)
+            decoder.receive_data(b"")
+            decoder.next_length()  # raises IncompleteFrame, as receive() would
+            raise AssertionError("unreachable: the frame was incomplete")  # pragma: no cover
+        decoder.finish_frame()
+        if extra:
+            decoder.receive_data(bytes(after[:extra]))
+        return length
+
+    def _scatter(self) -> bytearray:
+        """The small buffer direct reads take what follows a frame into."""
+        after = self._after
+        if after is None:
+            after = self._after = bytearray(_SCATTER_SIZE)
+        return after
+
+    async def _read_into(
+        self, sock: trio.socket.SocketType, part: memoryview | None, after: bytearray
+    ) -> int:
+        """One read from the socket into ``part``, then ``after``: how many bytes.
+
+        POSIX: a non-blocking ``readv`` on the descriptor, with a full checkpoint every
+        ``CANCEL_CHECK_INTERVAL`` reads; only when nothing has arrived does it wait (a
+        checkpoint). Elsewhere: the socket's ``recv_into`` (a checkpoint each), into
+        ``part`` alone if given.
+        """
+        buffers = (after,) if part is None else (part, after)
+        try:
+            if not _DIRECT_READ:
+                return await sock.recv_into(buffers[0])
+            self._fast_reads += 1
+            if self._fast_reads >= CANCEL_CHECK_INTERVAL:
+                self._fast_reads = 0
+                await checkpoint()
+            while True:
+                fd = sock.fileno()  # -1 once the socket is closed: never a reused one
+                if fd < 0:
+                    raise trio.ClosedResourceError("this socket was already closed")
+                try:
+                    return os.readv(fd, buffers)
+                except BlockingIOError:
+                    pass
+                await trio.lowlevel.wait_readable(sock)
+        except OSError as exc:  # what SocketStream.receive_some would report
+            if exc.errno in _CLOSED_ERRNOS:
+                raise trio.ClosedResourceError("this socket was already closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+    @staticmethod
+    def _give_back(decoder: FrameDecoder, view: memoryview, start: int, end: int) -> None:
+        """Feed ``view[start:end]`` (read from the socket past the decoder) back to it."""
+        if end > start:
+            with view[start:end] as part:
+                decoder.receive_data(bytes(part))
+
     def receive_nowait(self) -> bytes:
         """Return a frame that is already decoded, without waiting.
 
@@ -355,3 +587,13 @@ class FramedStream(trio.abc.Channel[bytes]):
             await checkpoint()
             return
         await self.transport_stream.aclose()
+
+
+def _too_small(needed: int, size: int) -> BufferTooSmall:
+    return BufferTooSmall(
+        f"the next frame is {needed} bytes, but the buffer holds only {size}; nothing was "
+        f"consumed: call receive_into() with a buffer of at least {needed} bytes, or "
+        "receive()",
+        needed=needed,
+        size=size,
+    )
