@@ -140,8 +140,8 @@ TARGETS = (
         1024,
         1.0,
     ),
-    Target("64 KiB, FramedStream vs raw Trio", "framekit-stream", ("raw-trio",), 64 << 10, 0.9),
-    Target("4 MiB, FramedStream vs raw Trio", "framekit-stream", ("raw-trio",), 4 << 20, 0.9),
+    Target("64 KiB, receive_into vs raw Trio", "framekit-into", ("raw-trio",), 64 << 10, 0.9),
+    Target("4 MiB, receive_into vs raw Trio", "framekit-into", ("raw-trio",), 4 << 20, 0.9),
     Target(
         "64 B ping-pong, FramedStream vs asyncio on uvloop",
         "framekit-stream",
@@ -151,6 +151,8 @@ TARGETS = (
         PINGPONG,
     ),
     # for information: no goal
+    Target("64 KiB, receive() bytes vs raw Trio", "framekit-stream", ("raw-trio",), 65536, None),
+    Target("4 MiB, receive() bytes vs raw Trio", "framekit-stream", ("raw-trio",), 4 << 20, None),
     Target(
         "64 B, batch API vs blocking batch to batch",
         "framekit-batch",

@@ -309,19 +309,9 @@ def echo_sync(
 # Each framekit row is one receive function registered with ``@framekit_variant``: given
 # the receiving end (a FramedStream, or in ping-pong through a channel a FramedChannel)
 # and the plan, it returns the call that yields one frame (or, with ``batch=True``, a
-# list of frames). The sender side is picked by the decorator's arguments. Adding a row,
-# say one that receives with ``FramedStream.receive_into``, is one decorated function:
-#
-#     @framekit_variant("framekit-into", "FramedStream: `await fs.send(p)`; `receive_into`")
-#     def receive_into(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
-#         view = memoryview(bytearray(max(plan.size, 1)))
-#
-#         async def receive() -> memoryview:
-#             return view[: await end.receive_into(view)]  # EndOfChannel at a clean end
-#
-#         return receive
-#
-# (a frame may be any bytes-like object that compares equal to the payload sent).
+# list of frames). The sender side is picked by the decorator's arguments; adding a row
+# is one decorated function (``framekit-into`` below is one). A frame may be any
+# bytes-like object that compares equal to the payload sent.
 
 FRAMEKIT: list[Impl] = []
 
@@ -415,6 +405,22 @@ def receive_each_from_channel(end: Any, plan: Plan) -> Callable[[], Awaitable[An
 )
 def receive_each(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
     return end.receive  # type: ignore[no-any-return]
+
+
+@framekit_variant(
+    "framekit-into",
+    "framekit FramedStream, zero-copy receive: `await fs.send(p)`; "
+    "`n = await fs.receive_into(buf)` into one reused buffer",
+    sizes=(64 << 10, 4 << 20),
+    pingpong=False,
+)
+def receive_into(end: Any, plan: Plan) -> Callable[[], Awaitable[Any]]:
+    view = memoryview(bytearray(max(plan.size, 1)))
+
+    async def receive() -> memoryview:
+        return view[: await end.receive_into(view)]  # EndOfChannel at a clean end
+
+    return receive
 
 
 @framekit_variant(
