@@ -50,9 +50,11 @@ _DIRECT_WRITE: Final = os.name == "posix"
 CANCEL_CHECK_INTERVAL: Final = 16
 #: ``receive_into`` on a plain TCP connection reads the payload of a frame at least this
 #: long straight from the socket into the caller's buffer; shorter frames are read, many
-#: at a time, into the decoder and copied out. Measured (receiver CPU per frame): 16 KiB
-#: frames 8.9 us read direct vs 7.0 us copied, 32 KiB even, 64 KiB 15.9 vs 22.4 us.
-_DIRECT_RECEIVE_MIN: Final = 32 * 1024
+#: at a time, into the decoder and copied out. With a receiver that keeps up, a read per
+#: 64 KiB frame beats the copy (15.9 vs 22.4 us of CPU per frame); in the benchmark, where
+#: the receiver waits on the sender, one read per frame made 0.73x raw Trio at 64 KiB and
+#: the batched copy 0.99x (5 rounds each): so only frames from 128 KiB go direct.
+_DIRECT_RECEIVE_MIN: Final = 128 * 1024
 #: What each direct read takes past the frame, into the stream's own small buffer: the
 #: next frame's header (and a little of its payload, copied twice).
 _SCATTER_SIZE: Final = 1024
@@ -311,7 +313,7 @@ class FramedStream(trio.abc.Channel[bytes]):
 
         For large frames: the payload is written into memory you own instead of a new
         ``bytes``. On a plain TCP connection with a plain length prefix, once the header
-        of a frame of at least 32 KiB is read, whatever of its payload was already read
+        of a frame of at least 128 KiB is read, whatever of its payload was already read
         is copied into ``buffer`` and the rest is read from the socket straight into it
         (``os.readv`` on POSIX, the socket's ``recv_into`` elsewhere): the payload is
         copied once, by the kernel. Smaller frames are read many at a time and copied
