@@ -95,3 +95,20 @@ class PassThroughStream(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class CancelOnNthRead(PassThroughStream):
+    """Passes bytes through, but cancels ``scope`` at the ``countdown``-th receive_some
+    (a checkpoint there), for tests that cancel at every read in turn."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        super().__init__(inner)
+        self.scope: trio.CancelScope | None = None
+        self.countdown = -1
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        self.countdown -= 1
+        if self.countdown == 0 and self.scope is not None:
+            self.scope.cancel()
+            await trio.lowlevel.checkpoint()
+        return await self.inner.receive_some(max_bytes)

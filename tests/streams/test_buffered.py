@@ -15,7 +15,7 @@ from trio.testing import lockstep_stream_pair, memory_stream_pair
 from framekit import FrameTooLarge, IncompleteFrame
 from framekit.streams._buffered import BufferedByteStream
 
-from ..helpers import PassThroughStream, split_at
+from ..helpers import CancelOnNthRead, PassThroughStream, split_at
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -114,22 +114,6 @@ class RecordingStream(PassThroughStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         self.asked.append(max_bytes)
-        return await self.inner.receive_some(max_bytes)
-
-
-class CancelOnNthRead(PassThroughStream):
-    """Passes bytes through, but cancels ``scope`` at the ``n``-th receive_some."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        super().__init__(inner)
-        self.scope: trio.CancelScope | None = None
-        self.countdown = -1
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        self.countdown -= 1
-        if self.countdown == 0 and self.scope is not None:
-            self.scope.cancel()
-            await trio.lowlevel.checkpoint()
         return await self.inner.receive_some(max_bytes)
 
 

@@ -10,7 +10,7 @@ from trio.testing import memory_stream_pair
 import framekit
 from framekit import FramedStream, FrameEncoder, FrameFormat, FrameTooLarge, IncompleteFrame
 
-from ..helpers import PassThroughStream
+from ..helpers import CancelOnNthRead
 
 
 def payloads(seed: int, count: int = 200, max_size: int = 3000) -> list[bytes]:
@@ -158,22 +158,6 @@ async def test_receive_nowait_and_receive_many() -> None:
         framed.receive_nowait()
     await raw.send_all(b"\0\x01x" + FrameEncoder().encode(b"y"))
     assert await framed.receive_many() == [b"x", b"y"]
-
-
-class CancelOnNthRead(PassThroughStream):
-    """Passes bytes through, but cancels ``scope`` at the ``n``-th receive_some checkpoint."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        super().__init__(inner)
-        self.scope: trio.CancelScope | None = None
-        self.countdown = -1
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        self.countdown -= 1
-        if self.countdown == 0 and self.scope is not None:
-            self.scope.cancel()
-            await trio.lowlevel.checkpoint()
-        return await self.inner.receive_some(max_bytes)
 
 
 @pytest.mark.parametrize("seed", range(3))

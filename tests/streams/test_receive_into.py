@@ -36,7 +36,7 @@ from framekit import (
 )
 from framekit.streams import _framed
 
-from ..helpers import PassThroughStream
+from ..helpers import CancelOnNthRead
 
 DIRECT = _framed._DIRECT_RECEIVE_MIN
 #: Sizes around every boundary that matters: empty, tiny, the direct threshold, big.
@@ -505,22 +505,6 @@ async def test_without_readv_the_socket_reads_the_rest(
 
 
 # -- cancellation --------------------------------------------------------------------------
-
-
-class CancelOnNthRead(PassThroughStream):
-    """Cancels ``scope`` at the ``n``-th receive_some checkpoint."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        super().__init__(inner)
-        self.scope: trio.CancelScope | None = None
-        self.countdown = -1
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        self.countdown -= 1
-        if self.countdown == 0 and self.scope is not None:
-            self.scope.cancel()
-            await trio.lowlevel.checkpoint()
-        return await self.inner.receive_some(max_bytes)
 
 
 @pytest.mark.parametrize("seed", range(3))
