@@ -2,6 +2,7 @@
 and every fallback is forced here, on Linux (docs/platforms.md lists them).
 
 The seams are module-level names the tests patch: ``_framed._CAN_GATHER`` (sendmsg),
+``DIRECT_WRITE`` in ``_framed`` and ``_deadline`` (writing a socket's descriptor),
 ``_processes.PROCESS_GROUPS`` (the command server), ``_processes._Pipes`` (epoll),
 ``_processes._wait_process`` (pidfd_open), ``_echo._receive`` (recvmsg),
 ``_socket.SO_RCVBUFFORCE``/``SO_SNDBUFFORCE`` (Linux's buffer options) and
@@ -27,10 +28,10 @@ import trio
 from typer.testing import CliRunner
 
 import framekit
-from framekit import FramedStream, UdpEchoStats, UnsupportedPlatform
+from framekit import DeadlineStream, FramedStream, UdpEchoStats, UnsupportedPlatform
 from framekit.datagram import _client, _echo, _socket
 from framekit.remote import _processes
-from framekit.streams import _framed
+from framekit.streams import _deadline, _framed
 from framekit_cli._exit import EXIT_CODES, EXIT_UNSUPPORTED, error_code
 from framekit_cli.app import app
 
@@ -134,6 +135,41 @@ async def test_frames_between_16_kib_and_1_mib_go_out_without_sendmsg(
         async with FramedStream(await trio.open_tcp_stream("127.0.0.1", port)) as channel:
             for payload in payloads:
                 await channel.send(payload)
+    assert got == payloads
+
+
+async def test_without_descriptor_writes_small_sends_go_through_send_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows sockets are not file descriptors: no os.write fast path for FramedStream or
+    # DeadlineStream, and every frame still arrives whole and in order.
+    monkeypatch.setattr(_framed, "DIRECT_WRITE", False)
+    monkeypatch.setattr(_deadline, "DIRECT_WRITE", False)
+
+    def no_write(fd: int, data: bytes) -> int:
+        raise AssertionError("os.write on a socket where there is none")
+
+    monkeypatch.setattr(os, "write", no_write)
+    payloads = [bytes([i]) * (i * 7) for i in range(40)]
+    got: list[bytes] = []
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+
+        async def receive_all() -> None:
+            async with listener, FramedStream(await listener.accept()) as channel:
+                got.extend([frame async for frame in channel])
+
+        nursery.start_soon(receive_all)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        framed = FramedStream(client)
+        assert framed._direct is None
+        for payload in payloads[:20]:
+            await framed.send(payload)
+        bounded = DeadlineStream(client, send_timeout=5)
+        for payload in payloads[20:]:
+            await bounded.send_all(framekit.FrameEncoder().encode(payload))
+        await client.aclose()
     assert got == payloads
 
 

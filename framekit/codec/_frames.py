@@ -91,11 +91,13 @@ def writable_bytes(buffer: Buffer) -> memoryview:
     return flat
 
 
-def _too_small(needed: int, size: int) -> BufferTooSmall:
+def too_small(needed: int, size: int, remedy: str = "") -> BufferTooSmall:
+    """The :class:`BufferTooSmall` for a frame of ``needed`` bytes and a buffer of
+    ``size``; ``remedy`` says what to call instead (default: the decoder's words)."""
+    remedy = remedy or f"receive it into a buffer of at least {needed} bytes, or as bytes"
     return BufferTooSmall(
         f"the next frame's payload is {needed} bytes, but the buffer holds only {size}; "
-        f"nothing was consumed: receive it into a buffer of at least {needed} bytes, or "
-        "as bytes",
+        f"nothing was consumed: {remedy}",
         needed=needed,
         size=size,
     )
@@ -496,7 +498,7 @@ class FrameDecoder:
             if length is NEED_DATA or length is END_OF_STREAM:
                 return length
             if length > view.nbytes:
-                raise _too_small(length, view.nbytes)
+                raise too_small(length, view.nbytes)
             strip = self._strip
             if self.buffered < strip + length:
                 return NEED_DATA

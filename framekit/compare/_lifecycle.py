@@ -34,6 +34,7 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ..streams._address import require_loopback
 from ._conditions import Conditions, observe_conditions
 from ._experiment import json_ready
 
@@ -109,14 +110,7 @@ class LifecycleOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.connects <= 10_000:
             raise ValueError("connects must be from 1 to 10000")
-        try:
-            loopback = ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError(
-                f"host must be a loopback address such as 127.0.0.1 or ::1, not {self.host!r}"
-            )
+        require_loopback(self.host)
         if not self.timeout > 0:
             raise ValueError("timeout must be more than 0 seconds")
 

@@ -19,7 +19,6 @@ nothing is printed here.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -30,6 +29,7 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ..streams._address import require_loopback
 from ._conditions import Conditions, observe_conditions
 from ._experiment import Piece, attribute
 
@@ -111,15 +111,7 @@ class RecvOptions:
             raise ValueError("wait must be more than 0 seconds, or recv has nothing to wait for")
         if not self.timeout > self.wait:
             raise ValueError("timeout must be longer than wait; the default is 5 seconds")
-        try:
-            loopback = ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError(
-                f"host must be a loopback address such as 127.0.0.1 or ::1, not {self.host!r}: "
-                "the lesson never leaves this machine"
-            )
+        require_loopback(self.host)
 
 
 @dataclass(frozen=True, slots=True)

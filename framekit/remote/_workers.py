@@ -300,9 +300,9 @@ class _Worker:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_channel, trio.lowlevel.FdStream(channel), run)
             try:
-                with contextlib.suppress(trio.BrokenResourceError):
-                    await control_stream.send_all(self.payload)
-                with trio.move_on_after(BOOT_TIMEOUT):
+                with trio.move_on_after(BOOT_TIMEOUT):  # the settings, and "ready"
+                    with contextlib.suppress(trio.BrokenResourceError):
+                        await control_stream.send_all(self.payload)
                     await run.settled.wait()
                 if run.ready:
                     began = trio.current_time()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["format_address", "parse_address"]
+import ipaddress
+
+__all__ = ["format_address", "parse_address", "require_loopback"]
 
 
 def format_address(host: str, port: int) -> str:
@@ -40,3 +42,21 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"address {text!r}: port must be a number from 0 to 65535")
     return host, int(port_text)
+
+
+def require_loopback(host: str) -> None:
+    """Refuse anything but a loopback address given as an address (no name lookup): for
+    lessons that must never leave this machine.
+
+    Raises:
+        ValueError: ``host`` is not ``127.0.0.0/8`` or ``::1``, or not an address.
+    """
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"host must be a loopback address such as 127.0.0.1 or ::1, not {host!r}: "
+            "the lesson never leaves this machine"
+        )

@@ -7,7 +7,6 @@ by its :class:`~framekit.streams._state.StreamState`.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections import deque
 from collections.abc import Iterable
@@ -19,8 +18,9 @@ from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 from .._errors import BufferTooSmall
 from .._types import BytesLike, flat_bytes
 from ..codec import DEFAULT_FORMAT, END_OF_STREAM, NEED_DATA, FrameDecoder, FrameFormat, Framing
-from ..codec._frames import writable_bytes
+from ..codec._frames import too_small, writable_bytes
 from ..codec._spec import AnyDecoder, AnyEncoder
+from ._direct import DIRECT_READ, DIRECT_WRITE, stream_error
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
 
@@ -43,7 +43,6 @@ _GATHER_THRESHOLD: Final = 16 * 1024
 _CAN_GATHER: Final = hasattr(trio.socket.SocketType, "sendmsg")
 #: Whether a frame may be written straight to a TCP socket's descriptor with
 #: ``os.write`` (POSIX: a socket is a file descriptor there; not on Windows).
-_DIRECT_WRITE: Final = os.name == "posix"
 #: The fast paths (a frame already decoded, room in the send buffer) check for
 #: cancellation on every this-many calls rather than on each: the check is ~0.5 us of a
 #: ~1.5 us budget per frame. Whenever a call has to wait, it is a full checkpoint.
@@ -58,11 +57,6 @@ _DIRECT_RECEIVE_MIN: Final = 128 * 1024
 #: What each direct read takes past the frame, into the stream's own small buffer: the
 #: next frame's header (and a little of its payload, copied twice).
 _SCATTER_SIZE: Final = 1024
-#: Whether the rest of a frame may be read straight from a TCP socket's descriptor with
-#: ``os.readv`` (POSIX); elsewhere the Trio socket's ``recv_into`` reads it.
-_DIRECT_READ: Final = hasattr(os, "readv")
-#: The errnos trio's SocketStream reports as a closed stream rather than a broken one.
-_CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 class Detached(NamedTuple):
@@ -132,7 +126,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         # whole frames (TLS, in-memory and wrapped streams always go through send_all).
         self._direct = (
             transport_stream.socket
-            if _DIRECT_WRITE and type(transport_stream) is trio.SocketStream
+            if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
             else None
         )
         # receive_into() reads the rest of a large frame straight from this socket into
@@ -205,16 +199,22 @@ class FramedStream(trio.abc.Channel[bytes]):
                 self._fast_sends = 0
                 await checkpoint()
             fd = sock.fileno()  # -1 once the socket is closed: never a reused descriptor
-            if fd >= 0 and state.send_error is None and not state.busy_sending:
+            if (
+                fd >= 0
+                and state.send_error is None
+                and not state.busy_sending
+                and not sock.did_shutdown_SHUT_WR  # send_all says so: ClosedResourceError
+            ):
                 if state.closed:
                     raise trio.ClosedResourceError("this FramedStream was closed")
                 try:
                     sent = os.write(fd, data)
                 except BlockingIOError:
                     sent = 0
-                except OSError as exc:  # what SocketStream.send_all would report
-                    state.break_send(exc)
-                    raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+                except OSError as exc:
+                    error = stream_error(exc)
+                    state.break_send(error)
+                    raise error from exc
                 if sent == len(data):
                     return
                 if sent:
@@ -229,8 +229,8 @@ class FramedStream(trio.abc.Channel[bytes]):
         together; whatever the kernel did not take goes out with ``send_all``."""
         try:
             sent = await stream.socket.sendmsg([prefix, value])
-        except OSError as exc:  # what SocketStream.send_all would report
-            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        except OSError as exc:
+            raise stream_error(exc) from exc
         width = len(prefix)
         if sent < width:
             await stream.send_all(prefix[sent:])
@@ -482,7 +482,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         """
         buffers = (after,) if part is None else (part, after)
         try:
-            if not _DIRECT_READ:
+            if not DIRECT_READ:
                 return await sock.recv_into(buffers[0])
             self._fast_reads += 1
             if self._fast_reads >= CANCEL_CHECK_INTERVAL:
@@ -497,10 +497,8 @@ class FramedStream(trio.abc.Channel[bytes]):
                 except BlockingIOError:
                     pass
                 await trio.lowlevel.wait_readable(sock)
-        except OSError as exc:  # what SocketStream.receive_some would report
-            if exc.errno in _CLOSED_ERRNOS:
-                raise trio.ClosedResourceError("this socket was already closed") from None
-            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        except OSError as exc:
+            raise stream_error(exc) from exc
 
     @staticmethod
     def _give_back(decoder: FrameDecoder, view: memoryview, start: int, end: int) -> None:
@@ -592,10 +590,6 @@ class FramedStream(trio.abc.Channel[bytes]):
 
 
 def _too_small(needed: int, size: int) -> BufferTooSmall:
-    return BufferTooSmall(
-        f"the next frame is {needed} bytes, but the buffer holds only {size}; nothing was "
-        f"consumed: call receive_into() with a buffer of at least {needed} bytes, or "
-        "receive()",
-        needed=needed,
-        size=size,
+    return too_small(
+        needed, size, f"call receive_into() with a buffer of at least {needed} bytes, or receive()"
     )

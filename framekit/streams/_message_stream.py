@@ -317,22 +317,25 @@ class MessageStream(trio.abc.Channel[Message]):
 
     # -- receiving ---------------------------------------------------------------------
 
+    def _decoded(self) -> Header | BodyChunk | EndOfMessage | None:
+        """The next event if the bytes read so far hold one, else ``None``."""
+        if self._state.closed:
+            raise trio.ClosedResourceError("this MessageStream was closed")
+        event = self._decoder.next_event()
+        if event is NEED_DATA:
+            return None
+        if event is END_OF_STREAM:
+            raise trio.EndOfChannel
+        return event
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        self._read_size.update(len(data))
+        self._decoder.receive_data(data)
+
     async def _next_event(self) -> Header | BodyChunk | EndOfMessage:
-        decoder = self._decoder
-        state = self._state
-        while True:
-            if state.closed:
-                raise trio.ClosedResourceError("this MessageStream was closed")
-            event = decoder.next_event()
-            if event is NEED_DATA:
-                read_size = self._read_size
-                data = await self.transport_stream.receive_some(read_size.size)
-                read_size.update(len(data))
-                decoder.receive_data(data)
-                continue
-            if event is END_OF_STREAM:
-                raise trio.EndOfChannel
-            return event
+        while (event := self._decoded()) is None:
+            self._feed(await self.transport_stream.receive_some(self._read_size.size))
+        return event
 
     async def _skip_current(self) -> None:
         if self._current is not None:
@@ -368,25 +371,13 @@ class MessageStream(trio.abc.Channel[Message]):
         """
         if self._current is not None:
             await self._skip_current()
-        state = self._state
-        with state.receiving:
-            decoder = self._decoder
-            if decoder.in_body:
+        with self._state.receiving:
+            if self._decoder.in_body:
                 raise trio.BusyResourceError("receive_message() is part-way through a body")
             # _next_event(), inlined: a server's idle connections all wait here, and each
             # coroutine frame less is ~250 bytes less per connection.
-            while True:
-                if state.closed:
-                    raise trio.ClosedResourceError("this MessageStream was closed")
-                event = decoder.next_event()
-                if event is not NEED_DATA:
-                    break
-                read_size = self._read_size
-                data = await self.transport_stream.receive_some(read_size.size)
-                read_size.update(len(data))
-                decoder.receive_data(data)
-            if event is END_OF_STREAM:
-                raise trio.EndOfChannel
+            while (event := self._decoded()) is None:
+                self._feed(await self.transport_stream.receive_some(self._read_size.size))
             assert isinstance(event, Header)
             self._current = IncomingMessage(self, event)
             return self._current

@@ -15,7 +15,7 @@ import trio.testing
 from framekit import CANCEL_CHECK_INTERVAL, FrameDecoder, FramedStream
 from framekit.streams import _framed
 
-pytestmark = pytest.mark.skipif(not _framed._DIRECT_WRITE, reason="no direct writes here")
+pytestmark = pytest.mark.skipif(not _framed.DIRECT_WRITE, reason="no direct writes here")
 
 
 Pair = Callable[..., Awaitable[tuple[trio.SocketStream, trio.SocketStream]]]
@@ -202,3 +202,11 @@ async def test_a_peer_that_reset_breaks_the_stream_with_trios_error(tcp_pair: Pa
             await trio.sleep(0.001)
     with pytest.raises(trio.BrokenResourceError):
         await framed.send(b"again")
+
+
+async def test_a_send_after_eof_is_closed_as_send_all_says(tcp_pair: Pair) -> None:
+    client, _server = await tcp_pair()
+    framed = FramedStream(client)
+    await client.send_eof()
+    with pytest.raises(trio.ClosedResourceError, match="can't send data after sending EOF"):
+        await framed.send(b"x")  # not written to the descriptor: no EPIPE, no Broken

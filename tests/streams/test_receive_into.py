@@ -484,7 +484,7 @@ async def test_without_readv_the_socket_reads_the_rest(
     readv: bool, monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair, direct_reads: list[int]
 ) -> None:
     # Windows has no os.readv: the trio socket's recv_into reads the payload there.
-    monkeypatch.setattr(_framed, "_DIRECT_READ", readv)
+    monkeypatch.setattr(_framed, "DIRECT_READ", readv)
     rng = random.Random(9)
     frames = [payload(rng.choice([*SIZES, 1 << 20]), i) for i in range(30)]
     data = FrameEncoder().encode_many(frames)
