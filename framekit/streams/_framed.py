@@ -199,12 +199,7 @@ class FramedStream(trio.abc.Channel[bytes]):
                 self._fast_sends = 0
                 await checkpoint()
             fd = sock.fileno()  # -1 once the socket is closed: never a reused descriptor
-            if (
-                fd >= 0
-                and state.send_error is None
-                and not state.busy_sending
-                and not sock.did_shutdown_SHUT_WR  # send_all says so: ClosedResourceError
-            ):
+            if fd >= 0 and state.send_error is None and not state.busy_sending:
                 if state.closed:
                     raise trio.ClosedResourceError("this FramedStream was closed")
                 try:
@@ -212,7 +207,12 @@ class FramedStream(trio.abc.Channel[bytes]):
                 except BlockingIOError:
                     sent = 0
                 except OSError as exc:
-                    error = stream_error(exc)
+                    # After send_eof the write fails (EPIPE): report it as send_all does.
+                    error = (
+                        trio.ClosedResourceError("can't send data after sending EOF")
+                        if sock.did_shutdown_SHUT_WR
+                        else stream_error(exc)
+                    )
                     state.break_send(error)
                     raise error from exc
                 if sent == len(data):
