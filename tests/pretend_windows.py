@@ -38,6 +38,7 @@ import framekit_cli.app
 MISSING: list[tuple[Any, list[str]]] = [
     (os, ["killpg", "setsid", "getpgid", "setpgid", "pidfd_open", "fork", "getuid", "geteuid"]),
     (os, ["set_blocking", "get_blocking"]),  # for pipes: only from Python 3.12 on Windows
+    (os, ["readv", "writev"]),
     (signal, ["SIGKILL", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGCHLD", "SIGUSR1", "SIGUSR2"]),
     (select, ["epoll"]),
     (trio.socket.SocketType, ["sendmsg", "recvmsg", "recvmsg_into"]),
@@ -169,6 +170,7 @@ def main(argv: list[str]) -> None:
         "pipes": _processes._Pipes.__name__,
         "wait_process": _processes._wait_process.__name__,
         "gather": _framed._CAN_GATHER,
+        "direct_read": _framed.DIRECT_READ,
         "echo_receive": _echo._receive.__name__,
         "client_receive": _client._receive.__name__,
         "buffer_force": [_socket.SO_RCVBUFFORCE, _socket.SO_SNDBUFFORCE],

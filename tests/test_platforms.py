@@ -446,6 +446,7 @@ async def test_the_package_imports_and_works_as_on_windows(
         "pipes": "_SelectorPipes",
         "wait_process": "_wait_in_thread",
         "gather": False,
+        "direct_read": False,
         "echo_receive": "_receive_with_recvfrom",
         "client_receive": "_receive_into",
         "buffer_force": [None, None],

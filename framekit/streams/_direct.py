@@ -13,8 +13,9 @@ __all__ = ["DIRECT_READ", "DIRECT_WRITE", "stream_error"]
 
 #: Whether a socket's descriptor may be written with ``os.write`` (POSIX).
 DIRECT_WRITE: Final = os.name == "posix"
-#: Whether it may be read with ``os.readv`` (POSIX); elsewhere Trio's ``recv_into``.
-DIRECT_READ: Final = hasattr(os, "readv")
+#: Whether it may be read with ``os.read`` and ``os.readv`` (POSIX); elsewhere the
+#: streams read through Trio (``receive_some``, the socket's ``recv_into``).
+DIRECT_READ: Final = os.name == "posix" and hasattr(os, "readv")
 #: The errnos trio's SocketStream reports as a closed stream rather than a broken one.
 _CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 

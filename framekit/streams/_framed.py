@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, NamedTuple, final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar, final
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["CANCEL_CHECK_INTERVAL", "Detached", "FramedStream"]
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 #: Payloads at least this big are sent apart from their prefix instead of being copied
 #: behind it. A send_all costs ~25-30 us here, more than copying 64 KiB (measured:
@@ -127,6 +130,14 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._direct = (
             transport_stream.socket
             if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
+            else None
+        )
+        # A plain TCP connection's socket, read directly (POSIX): bytes already in the
+        # kernel are taken without a trip through the scheduler (TLS, in-memory and
+        # wrapped streams always go through receive_some).
+        self._read_socket = (
+            transport_stream.socket
+            if DIRECT_READ and type(transport_stream) is trio.SocketStream
             else None
         )
         # receive_into() reads the rest of a large frame straight from this socket into
@@ -277,18 +288,56 @@ class FramedStream(trio.abc.Channel[bytes]):
                 if decoder.at_eof:
                     raise trio.EndOfChannel
                 read_size = self._read_size
-                data = await self.transport_stream.receive_some(read_size.size)
+                data = await self._receive_some(read_size.size)
                 read_size.update(len(data))
                 if state.closed:
                     raise trio.ClosedResourceError("this FramedStream was closed")
                 decoder.receive_data(data)
 
+    async def _receive_some(self, size: int) -> bytes | bytearray:
+        """Up to ``size`` bytes from the transport (``b""`` at its end).
+
+        On plain TCP (POSIX) a non-blocking ``os.read`` of the descriptor, with a full
+        checkpoint every ``CANCEL_CHECK_INTERVAL`` reads and a wait (a checkpoint) only
+        when nothing has arrived: what ``receive_some`` does, minus its scheduling pass
+        after every read that did not wait. Elsewhere the transport's ``receive_some``.
+        """
+        sock = self._read_socket
+        if sock is None:
+            return await self.transport_stream.receive_some(size)
+        return await self._read_direct(sock, os.read, size)
+
+    async def _read_direct(
+        self, sock: trio.socket.SocketType, read: Callable[[int, _A], _R], arg: _A
+    ) -> _R:
+        """``read(fd, arg)`` on the socket's descriptor once it has bytes (or its end)."""
+        self._fast_reads += 1
+        if self._fast_reads >= CANCEL_CHECK_INTERVAL:
+            self._fast_reads = 0
+            await checkpoint()
+        try:
+            while True:
+                fd = sock.fileno()  # -1 once the socket is closed: never a reused one
+                if fd < 0:
+                    raise trio.ClosedResourceError("this socket was already closed")
+                try:
+                    return read(fd, arg)
+                except BlockingIOError:
+                    pass
+                await trio.lowlevel.wait_readable(sock)
+        except OSError as exc:
+            raise stream_error(exc) from exc
+
     async def receive(self) -> bytes:
         """Receive one whole frame's payload.
 
         A frame already decoded is returned at once (cancellation is checked on every
-        ``CANCEL_CHECK_INTERVAL``-th such call); when none is ready the stream is read,
-        which is a full checkpoint. Either way no frame is ever lost to cancellation.
+        ``CANCEL_CHECK_INTERVAL``-th such call); when none is ready the stream is read.
+        On a plain TCP connection (POSIX) bytes already in the kernel are read at once,
+        with a full checkpoint on every ``CANCEL_CHECK_INTERVAL``-th read; elsewhere each
+        read is a ``receive_some``, a full checkpoint. A read that has to wait for the
+        network is always a full checkpoint. Either way no frame is ever lost to
+        cancellation.
 
         Raises:
             trio.EndOfChannel: the peer closed the stream cleanly between frames.
@@ -413,7 +462,7 @@ class FramedStream(trio.abc.Channel[bytes]):
                     decoder.receive_data(bytes(after[:n]))  # b"": the end of the stream
                     continue
                 read_size = self._read_size
-                data = await self.transport_stream.receive_some(read_size.size)
+                data = await self._receive_some(read_size.size)
                 read_size.update(len(data))
                 if state.closed:
                     raise trio.ClosedResourceError("this FramedStream was closed")
@@ -481,22 +530,10 @@ class FramedStream(trio.abc.Channel[bytes]):
         ``part`` alone if given.
         """
         buffers = (after,) if part is None else (part, after)
+        if DIRECT_READ:
+            return await self._read_direct(sock, os.readv, buffers)
         try:
-            if not DIRECT_READ:
-                return await sock.recv_into(buffers[0])
-            self._fast_reads += 1
-            if self._fast_reads >= CANCEL_CHECK_INTERVAL:
-                self._fast_reads = 0
-                await checkpoint()
-            while True:
-                fd = sock.fileno()  # -1 once the socket is closed: never a reused one
-                if fd < 0:
-                    raise trio.ClosedResourceError("this socket was already closed")
-                try:
-                    return os.readv(fd, buffers)
-                except BlockingIOError:
-                    pass
-                await trio.lowlevel.wait_readable(sock)
+            return await sock.recv_into(buffers[0])
         except OSError as exc:
             raise stream_error(exc) from exc
 

@@ -1,0 +1,190 @@
+"""FramedStream's direct read on TCP: bytes in the kernel are read from the socket's
+descriptor without a pass through the scheduler; when none have arrived the call waits
+(a checkpoint). Frames split anywhere, cancellation at every point, a closed or reset
+socket and the transports without a descriptor all give what receive_some gave."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+from framekit import CANCEL_CHECK_INTERVAL, DelimitedFormat, FramedStream, FrameEncoder
+from framekit.streams import _framed
+
+pytestmark = pytest.mark.skipif(not _framed.DIRECT_READ, reason="no direct reads here")
+
+Pair = Callable[[], Awaitable[tuple[trio.SocketStream, trio.SocketStream]]]
+
+
+@pytest.fixture
+async def tcp_pair() -> AsyncIterator[Pair]:
+    """Makes loopback TCP pairs, all closed at the end of the test."""
+    made: list[trio.SocketStream] = []
+
+    async def make() -> tuple[trio.SocketStream, trio.SocketStream]:
+        [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        client = await trio.testing.open_stream_to_socket_listener(listener)
+        server = await listener.accept()
+        await listener.aclose()
+        made.extend([client, server])
+        return client, server
+
+    yield make
+    for stream in made:
+        await trio.aclose_forcefully(stream)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """What each os.read of a socket returned (its length); SocketStream.receive_some
+    fails the test if FramedStream calls it."""
+    got: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        got.append(len(data))
+        return data
+
+    async def no_receive_some(self: trio.SocketStream, max_bytes: int | None = None) -> bytes:
+        raise AssertionError("receive_some on the direct path")
+
+    monkeypatch.setattr(_framed.os, "read", counting_read)
+    monkeypatch.setattr(trio.SocketStream, "receive_some", no_receive_some)
+    return got
+
+
+async def test_frames_are_read_from_the_descriptor(tcp_pair: Pair, reads: list[int]) -> None:
+    client, server = await tcp_pair()
+    frames = [b"%d" % i * (i % 50) for i in range(200)]
+    await client.send_all(FrameEncoder().encode_many(frames))
+    await client.send_eof()
+    framed = FramedStream(server)
+    assert [frame async for frame in framed] == frames
+    assert reads[-1] == 0  # the end of the stream, read directly too
+    assert sum(reads) == sum(len(f) + 4 for f in frames)
+
+
+async def test_every_split_point_waits_and_loses_nothing(tcp_pair: Pair, reads: list[int]) -> None:
+    """The sender stops at every byte offset: each time the reader finds nothing, waits
+    in wait_readable, then reads the rest."""
+    frames = [b"", b"a", b"hello world", bytes(range(256)) * 3]
+    data = FrameEncoder().encode_many(frames)
+    for cut in range(1, len(data)):
+        client, server = await tcp_pair()
+        framed = FramedStream(server)
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def receive_all(framed: FramedStream = framed, got: list[bytes] = got) -> None:
+                got.extend([frame async for frame in framed])
+
+            nursery.start_soon(receive_all)
+            await client.send_all(data[:cut])
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits for the rest
+            await client.send_all(data[cut:])
+            await client.send_eof()
+        assert got == frames, cut
+
+
+async def test_other_framings_read_directly_too(tcp_pair: Pair, reads: list[int]) -> None:
+    client, server = await tcp_pair()
+    await client.send_all(b"one\ntwo\nthree\n")
+    await client.send_eof()
+    framed = FramedStream(server, format=DelimitedFormat(b"\n"))
+    assert [line async for line in framed] == [b"one", b"two", b"three"]
+    assert reads
+
+
+async def test_reads_that_never_wait_check_for_cancellation(tcp_pair: Pair) -> None:
+    """Bytes are always in the kernel, so no read waits: cancellation still lands within
+    CANCEL_CHECK_INTERVAL reads, and the frames after it are all still there."""
+    client, server = await tcp_pair()
+    frames = [b"f%03d" % i for i in range(CANCEL_CHECK_INTERVAL * 4)]
+    await client.send_all(FrameEncoder().encode_many(frames))
+    await client.send_eof()
+    framed = FramedStream(server, receive_size=8)  # one 8-byte frame per read
+    got: list[bytes] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        while True:
+            got.append(await framed.receive())
+    assert scope.cancelled_caught
+    assert 0 < len(got) <= CANCEL_CHECK_INTERVAL
+    got.extend([frame async for frame in framed])
+    assert got == frames
+
+
+@pytest.mark.parametrize("cut", [0, 2, 4, 9])
+async def test_cancelled_while_waiting_loses_nothing(cut: int, tcp_pair: Pair) -> None:
+    """Cancelled while waiting for the rest of a frame (or for any byte): the bytes
+    already read stay, and the next receive returns the whole frame."""
+    client, server = await tcp_pair()
+    data = FrameEncoder().encode(b"0123456789")
+    framed = FramedStream(server)
+    await client.send_all(data[:cut])
+    with trio.move_on_after(0.05) as scope:  # real time: the socket wait is real too
+        await framed.receive()
+    assert scope.cancelled_caught
+    await client.send_all(data[cut:])
+    assert await framed.receive() == b"0123456789"
+
+
+async def test_closed_while_waiting(tcp_pair: Pair) -> None:
+    client, server = await tcp_pair()
+    framed = FramedStream(server)
+    async with trio.open_nursery() as nursery:
+
+        async def close_it() -> None:
+            await client.send_all(struct.pack("!I", 10) + b"half")
+            await trio.testing.wait_all_tasks_blocked()
+            await framed.aclose()
+
+        nursery.start_soon(close_it)
+        with pytest.raises(trio.ClosedResourceError):
+            await framed.receive()
+    with pytest.raises(trio.ClosedResourceError):
+        await framed.receive()
+
+
+async def test_a_reset_connection_is_broken(tcp_pair: Pair) -> None:
+    client, server = await tcp_pair()
+    framed = FramedStream(server)
+    async with trio.open_nursery() as nursery:
+
+        async def reset() -> None:
+            await client.send_all(FrameEncoder().encode(b"whole") + b"\0\0")
+            await trio.testing.wait_all_tasks_blocked()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.socket.close()  # an RST, not a FIN
+
+        nursery.start_soon(reset)
+        assert await framed.receive() == b"whole"
+        with pytest.raises(trio.BrokenResourceError, match="socket connection broken"):
+            await framed.receive()
+    with pytest.raises(trio.BrokenResourceError):
+        await framed.receive()
+
+
+async def test_without_direct_reads_receive_some_reads(
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair
+) -> None:
+    """Windows sockets are not file descriptors: the transport's receive_some reads."""
+    monkeypatch.setattr(_framed, "DIRECT_READ", False)
+
+    def no_read(fd: int, size: int) -> bytes:
+        raise AssertionError("os.read on a socket where there is none")
+
+    monkeypatch.setattr(_framed.os, "read", no_read)
+    client, server = await tcp_pair()
+    await client.send_all(FrameEncoder().encode_many([b"a", b"bc"]))
+    await client.send_eof()
+    framed = FramedStream(server)
+    assert framed._read_socket is None
+    assert [frame async for frame in framed] == [b"a", b"bc"]
