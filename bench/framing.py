@@ -161,6 +161,20 @@ TARGETS = (
         None,
     ),
     Target(
+        "64 B, FramedStream.send vs sendall, both into the tutorial's receiver",
+        "cross-stream-to-tutorial",
+        ("blocking-tutorial",),
+        64,
+        None,
+    ),
+    Target(
+        "64 B, sendall into framekit's receiver vs into the tutorial's",
+        "cross-tutorial-to-stream",
+        ("blocking-tutorial",),
+        64,
+        None,
+    ),
+    Target(
         "64 B ping-pong, FramedStream vs naive Trio",
         "framekit-stream",
         ("trio-naive",),

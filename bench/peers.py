@@ -1204,6 +1204,29 @@ if importlib.util.find_spec("uvloop") is None:  # not installed (the bench extra
 IMPLS: dict[str, Impl] = {impl.name: impl for impl in [*FRAMEKIT, *PEERS]}
 
 
+def crossed(name: str, sender: str, receiver: str) -> Impl:
+    """A row whose sender is ``sender``'s and whose receiver is ``receiver``'s: one end
+    changed, so its figure says which end limits a pair (they speak the same framing)."""
+    send_run, receive_run = IMPLS[sender].run, IMPLS[receiver].run
+
+    def run(sock: socket.socket, plan: Plan) -> Result:
+        return (send_run if plan.role == "send" else receive_run)(sock, plan)
+
+    description = f"{sender}'s sender into {receiver}'s receiver"
+    return Impl(name, run, description, sizes=(64,), pingpong=False)
+
+
+#: Crossed pairs at 64 B: framekit's per-frame send into the tutorial's receiver, and the
+#: tutorial's sendall into framekit's receiver (docs/performance.md says why).
+IMPLS.update(
+    (impl.name, impl)
+    for impl in [
+        crossed("cross-stream-to-tutorial", "framekit-stream", "blocking-tutorial"),
+        crossed("cross-tutorial-to-stream", "blocking-tutorial", "framekit-stream"),
+    ]
+)
+
+
 def emit(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
