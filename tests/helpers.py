@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
+from typing import Protocol
 
 import trio
 
 import framekit
+
+
+class TcpPair(Protocol):
+    """The ``tcp_pair`` fixture (``tests/streams/conftest.py``): a connected loopback
+    pair, client first; ``buffer`` shrinks the kernel's buffers."""
+
+    def __call__(
+        self, buffer: int | None = None
+    ) -> Awaitable[tuple[trio.SocketStream, trio.SocketStream]]: ...
 
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:

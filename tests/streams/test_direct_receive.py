@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -17,27 +16,9 @@ import trio.testing
 from framekit import CANCEL_CHECK_INTERVAL, DelimitedFormat, FramedStream, FrameEncoder
 from framekit.streams import _framed
 
+from ..helpers import TcpPair
+
 pytestmark = pytest.mark.skipif(not _framed.DIRECT_READ, reason="no direct reads here")
-
-Pair = Callable[[], Awaitable[tuple[trio.SocketStream, trio.SocketStream]]]
-
-
-@pytest.fixture
-async def tcp_pair() -> AsyncIterator[Pair]:
-    """Makes loopback TCP pairs, all closed at the end of the test."""
-    made: list[trio.SocketStream] = []
-
-    async def make() -> tuple[trio.SocketStream, trio.SocketStream]:
-        [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        client = await trio.testing.open_stream_to_socket_listener(listener)
-        server = await listener.accept()
-        await listener.aclose()
-        made.extend([client, server])
-        return client, server
-
-    yield make
-    for stream in made:
-        await trio.aclose_forcefully(stream)
 
 
 @pytest.fixture
@@ -60,7 +41,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return got
 
 
-async def test_frames_are_read_from_the_descriptor(tcp_pair: Pair, reads: list[int]) -> None:
+async def test_frames_are_read_from_the_descriptor(tcp_pair: TcpPair, reads: list[int]) -> None:
     client, server = await tcp_pair()
     frames = [b"%d" % i * (i % 50) for i in range(200)]
     await client.send_all(FrameEncoder().encode_many(frames))
@@ -71,7 +52,9 @@ async def test_frames_are_read_from_the_descriptor(tcp_pair: Pair, reads: list[i
     assert sum(reads) == sum(len(f) + 4 for f in frames)
 
 
-async def test_every_split_point_waits_and_loses_nothing(tcp_pair: Pair, reads: list[int]) -> None:
+async def test_every_split_point_waits_and_loses_nothing(
+    tcp_pair: TcpPair, reads: list[int]
+) -> None:
     """The sender stops at every byte offset: each time the reader finds nothing, waits
     in wait_readable, then reads the rest."""
     frames = [b"", b"a", b"hello world", bytes(range(256)) * 3]
@@ -93,7 +76,7 @@ async def test_every_split_point_waits_and_loses_nothing(tcp_pair: Pair, reads: 
         assert got == frames, cut
 
 
-async def test_other_framings_read_directly_too(tcp_pair: Pair, reads: list[int]) -> None:
+async def test_other_framings_read_directly_too(tcp_pair: TcpPair, reads: list[int]) -> None:
     client, server = await tcp_pair()
     await client.send_all(b"one\ntwo\nthree\n")
     await client.send_eof()
@@ -102,7 +85,7 @@ async def test_other_framings_read_directly_too(tcp_pair: Pair, reads: list[int]
     assert reads
 
 
-async def test_reads_that_never_wait_check_for_cancellation(tcp_pair: Pair) -> None:
+async def test_reads_that_never_wait_check_for_cancellation(tcp_pair: TcpPair) -> None:
     """Bytes are always in the kernel, so no read waits: cancellation still lands within
     CANCEL_CHECK_INTERVAL reads, and the frames after it are all still there."""
     client, server = await tcp_pair()
@@ -122,7 +105,7 @@ async def test_reads_that_never_wait_check_for_cancellation(tcp_pair: Pair) -> N
 
 
 @pytest.mark.parametrize("cut", [0, 2, 4, 9])
-async def test_cancelled_while_waiting_loses_nothing(cut: int, tcp_pair: Pair) -> None:
+async def test_cancelled_while_waiting_loses_nothing(cut: int, tcp_pair: TcpPair) -> None:
     """Cancelled while waiting for the rest of a frame (or for any byte): the bytes
     already read stay, and the next receive returns the whole frame."""
     client, server = await tcp_pair()
@@ -136,7 +119,7 @@ async def test_cancelled_while_waiting_loses_nothing(cut: int, tcp_pair: Pair) -
     assert await framed.receive() == b"0123456789"
 
 
-async def test_closed_while_waiting(tcp_pair: Pair) -> None:
+async def test_closed_while_waiting(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     async with trio.open_nursery() as nursery:
@@ -153,7 +136,7 @@ async def test_closed_while_waiting(tcp_pair: Pair) -> None:
         await framed.receive()
 
 
-async def test_a_reset_connection_is_broken(tcp_pair: Pair) -> None:
+async def test_a_reset_connection_is_broken(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     async with trio.open_nursery() as nursery:
@@ -173,7 +156,7 @@ async def test_a_reset_connection_is_broken(tcp_pair: Pair) -> None:
 
 
 async def test_without_direct_reads_receive_some_reads(
-    monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: TcpPair
 ) -> None:
     """Windows sockets are not file descriptors: the transport's receive_some reads."""
     monkeypatch.setattr(_framed, "DIRECT_READ", False)

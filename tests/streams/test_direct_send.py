@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -15,33 +14,9 @@ import trio.testing
 from framekit import CANCEL_CHECK_INTERVAL, FrameDecoder, FramedStream
 from framekit.streams import _framed
 
+from ..helpers import TcpPair
+
 pytestmark = pytest.mark.skipif(not _framed.DIRECT_WRITE, reason="no direct writes here")
-
-
-Pair = Callable[..., Awaitable[tuple[trio.SocketStream, trio.SocketStream]]]
-
-
-@pytest.fixture
-async def tcp_pair() -> AsyncIterator[Pair]:
-    """Makes loopback TCP pairs (optionally with small buffers: the kernel takes a
-    little, then says EAGAIN), all closed at the end of the test."""
-    made: list[trio.SocketStream] = []
-
-    async def make(buffer: int | None = None) -> tuple[trio.SocketStream, trio.SocketStream]:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listeners[0].socket.getsockname()[1]
-        client = await trio.open_tcp_stream("127.0.0.1", port)
-        server = await listeners[0].accept()
-        await listeners[0].aclose()
-        made.extend([client, server])
-        if buffer is not None:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-        return client, server
-
-    yield make
-    for stream in made:
-        await trio.aclose_forcefully(stream)
 
 
 async def read_frames(stream: trio.SocketStream) -> list[bytes]:
@@ -54,7 +29,7 @@ async def read_frames(stream: trio.SocketStream) -> list[bytes]:
 
 
 async def test_small_frames_take_the_direct_write(
-    monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: TcpPair
 ) -> None:
     writes: list[int] = []
     real_write = os.write
@@ -73,7 +48,7 @@ async def test_small_frames_take_the_direct_write(
     assert len(writes) == 40
 
 
-async def test_a_full_buffer_falls_back_to_send_all_and_keeps_order(tcp_pair: Pair) -> None:
+async def test_a_full_buffer_falls_back_to_send_all_and_keeps_order(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair(buffer=4096)
     framed = FramedStream(client)
     frames = [bytes([i % 256]) * (i % 5000) for i in range(600)]  # ~1.5 MB: many EAGAINs
@@ -91,7 +66,7 @@ async def test_a_full_buffer_falls_back_to_send_all_and_keeps_order(tcp_pair: Pa
 
 
 async def test_a_partial_write_sends_the_rest(
-    monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: TcpPair
 ) -> None:
     """The kernel takes 3 bytes of a frame: the other bytes follow, in order."""
     real_write = os.write
@@ -104,7 +79,7 @@ async def test_a_partial_write_sends_the_rest(
     assert await read_frames(server) == [b"hello", b"", b"x" * 1000]
 
 
-async def test_cancellation_is_checked_every_interval_and_loses_nothing(tcp_pair: Pair) -> None:
+async def test_cancellation_is_checked_every_interval_and_loses_nothing(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(client)
     sent = 0
@@ -119,7 +94,7 @@ async def test_cancellation_is_checked_every_interval_and_loses_nothing(tcp_pair
     assert await read_frames(server) == [b"f%d" % i for i in range(sent)] + [b"after"]
 
 
-async def test_cancel_at_every_point_of_a_blocked_send(tcp_pair: Pair) -> None:
+async def test_cancel_at_every_point_of_a_blocked_send(tcp_pair: TcpPair) -> None:
     """With the buffer full, cancel each send after a growing delay: every frame that
     arrives is whole, and after a cancelled partial frame the stream refuses to send."""
     for delay_steps in range(1, 6):
@@ -161,7 +136,7 @@ async def read_frames_until_eof_or_error(stream: trio.SocketStream) -> list[byte
     return frames
 
 
-async def test_another_task_sending_is_busy_even_on_the_direct_path(tcp_pair: Pair) -> None:
+async def test_another_task_sending_is_busy_even_on_the_direct_path(tcp_pair: TcpPair) -> None:
     client, _ = await tcp_pair(buffer=4096)
     framed = FramedStream(client)
     async with trio.open_nursery() as nursery:
@@ -178,7 +153,7 @@ async def test_another_task_sending_is_busy_even_on_the_direct_path(tcp_pair: Pa
 
 
 async def test_a_transport_closed_underneath_is_never_written_through_a_stale_descriptor(
-    tcp_pair: Pair,
+    tcp_pair: TcpPair,
 ) -> None:
     client, _ = await tcp_pair()
     framed = FramedStream(client)
@@ -191,7 +166,7 @@ async def test_a_transport_closed_underneath_is_never_written_through_a_stale_de
         other.close()
 
 
-async def test_a_peer_that_reset_breaks_the_stream_with_trios_error(tcp_pair: Pair) -> None:
+async def test_a_peer_that_reset_breaks_the_stream_with_trios_error(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     await server.aclose()  # RST
@@ -204,7 +179,7 @@ async def test_a_peer_that_reset_breaks_the_stream_with_trios_error(tcp_pair: Pa
         await framed.send(b"again")
 
 
-async def test_a_send_after_eof_is_closed_as_send_all_says(tcp_pair: Pair) -> None:
+async def test_a_send_after_eof_is_closed_as_send_all_says(tcp_pair: TcpPair) -> None:
     client, _server = await tcp_pair()
     framed = FramedStream(client)
     await client.send_eof()

@@ -15,7 +15,6 @@ import random
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -36,13 +35,11 @@ from framekit import (
 )
 from framekit.streams import _framed
 
-from ..helpers import CancelOnNthRead
+from ..helpers import CancelOnNthRead, TcpPair
 
 DIRECT = _framed._DIRECT_RECEIVE_MIN
 #: Sizes around every boundary that matters: empty, tiny, the direct threshold, big.
 SIZES = [0, 1, 3, 4, 5, 100, DIRECT - 1, DIRECT, DIRECT + 5, 70_000, 300_001]
-
-Pair = Callable[[], Awaitable[tuple[trio.SocketStream, trio.SocketStream]]]
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -89,24 +86,6 @@ async def receive_all_into(framed: FramedStream, size: int) -> list[bytes]:
         except trio.EndOfChannel:
             return out
         out.append(bytes(buffer[:n]))
-
-
-@pytest.fixture
-async def tcp_pair() -> AsyncIterator[Pair]:
-    """Makes loopback TCP pairs, all closed at the end of the test."""
-    made: list[trio.SocketStream] = []
-
-    async def make() -> tuple[trio.SocketStream, trio.SocketStream]:
-        [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        client = await trio.testing.open_stream_to_socket_listener(listener)
-        server = await listener.accept()
-        await listener.aclose()
-        made.extend([client, server])
-        return client, server
-
-    yield make
-    for stream in made:
-        await trio.aclose_forcefully(stream)
 
 
 @pytest.fixture
@@ -188,7 +167,7 @@ async def send_in_pieces(stream: trio.SocketStream, data: bytes, cuts: list[int]
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_tcp_frames_of_every_size_split_around_every_boundary(
-    size: int, tcp_pair: Pair, direct_reads: list[int]
+    size: int, tcp_pair: TcpPair, direct_reads: list[int]
 ) -> None:
     frames = [payload(size), payload(size // 2, 1), payload(size, 2)]
     data = FrameEncoder().encode_many(frames)
@@ -210,7 +189,7 @@ async def test_tcp_frames_of_every_size_split_around_every_boundary(
 
 
 async def test_tcp_stream_of_mixed_frames_in_random_pieces(
-    tcp_pair: Pair, direct_reads: list[int]
+    tcp_pair: TcpPair, direct_reads: list[int]
 ) -> None:
     rng = random.Random(5)
     frames = [payload(rng.choice([*SIZES, 1 << 20]), i) for i in range(40)]
@@ -232,7 +211,7 @@ async def test_tcp_stream_of_mixed_frames_in_random_pieces(
     assert direct_reads
 
 
-async def test_the_direct_path_writes_only_the_payload(tcp_pair: Pair) -> None:
+async def test_the_direct_path_writes_only_the_payload(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     body = payload(100_000)
@@ -248,7 +227,7 @@ async def test_the_direct_path_writes_only_the_payload(tcp_pair: Pair) -> None:
 
 
 @pytest.mark.parametrize("transport", ["memory", "tcp"])
-async def test_receive_and_receive_into_interleave(transport: str, tcp_pair: Pair) -> None:
+async def test_receive_and_receive_into_interleave(transport: str, tcp_pair: TcpPair) -> None:
     rng = random.Random(3)
     frames = [payload(rng.choice(SIZES), i) for i in range(60)]
     if transport == "tcp":
@@ -297,7 +276,7 @@ async def test_frames_already_decoded_come_first() -> None:
 
 
 @pytest.mark.parametrize("transport", ["memory", "tcp"])
-async def test_a_buffer_too_small_keeps_the_frame(transport: str, tcp_pair: Pair) -> None:
+async def test_a_buffer_too_small_keeps_the_frame(transport: str, tcp_pair: TcpPair) -> None:
     body = payload(200_000)
     data = FrameEncoder().encode_many([body, b"after"])
     if transport == "tcp":
@@ -324,7 +303,7 @@ async def test_a_buffer_too_small_keeps_the_frame(transport: str, tcp_pair: Pair
         assert await framed.receive() == b"after"
 
 
-async def test_too_small_then_receive_gets_the_whole_frame(tcp_pair: Pair) -> None:
+async def test_too_small_then_receive_gets_the_whole_frame(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     body = payload(100_000)
@@ -348,7 +327,9 @@ async def test_an_array_buffer_counts_bytes_not_items() -> None:
     assert await framed.receive_into(array.array("d", [0.0] * 3)) == 17
 
 
-async def test_an_array_buffer_on_the_direct_path(tcp_pair: Pair, direct_reads: list[int]) -> None:
+async def test_an_array_buffer_on_the_direct_path(
+    tcp_pair: TcpPair, direct_reads: list[int]
+) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     body = payload(DIRECT + 8_000)
@@ -403,7 +384,7 @@ async def frames_then_error(
     ],
 )
 @pytest.mark.parametrize("transport", ["memory", "tcp"])
-async def test_eof_gives_what_receive_gives(data: bytes, transport: str, tcp_pair: Pair) -> None:
+async def test_eof_gives_what_receive_gives(data: bytes, transport: str, tcp_pair: TcpPair) -> None:
     want_frames, want = await frames_then_error(FramedStream(Chunks([data])), receive_into=False)
     if transport == "tcp":
         client, server = await tcp_pair()
@@ -434,7 +415,7 @@ async def test_eof_gives_what_receive_gives(data: bytes, transport: str, tcp_pai
 
 
 @pytest.mark.parametrize("transport", ["memory", "tcp"])
-async def test_an_oversize_prefix_is_frame_too_large(transport: str, tcp_pair: Pair) -> None:
+async def test_an_oversize_prefix_is_frame_too_large(transport: str, tcp_pair: TcpPair) -> None:
     fmt = FrameFormat(max_frame_size=100_000)
     if transport == "tcp":
         client, server = await tcp_pair()
@@ -454,7 +435,7 @@ async def test_an_oversize_prefix_is_frame_too_large(transport: str, tcp_pair: P
 
 
 @pytest.mark.parametrize("waiting_for", ["payload", "header"])
-async def test_a_reset_connection_is_broken(waiting_for: str, tcp_pair: Pair) -> None:
+async def test_a_reset_connection_is_broken(waiting_for: str, tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     big = FrameEncoder().encode(bytes(100_000))
@@ -481,7 +462,7 @@ async def test_a_reset_connection_is_broken(waiting_for: str, tcp_pair: Pair) ->
 
 @pytest.mark.parametrize("readv", [True, False], ids=["readv", "recv_into"])
 async def test_without_readv_the_socket_reads_the_rest(
-    readv: bool, monkeypatch: pytest.MonkeyPatch, tcp_pair: Pair, direct_reads: list[int]
+    readv: bool, monkeypatch: pytest.MonkeyPatch, tcp_pair: TcpPair, direct_reads: list[int]
 ) -> None:
     # Windows has no os.readv: the trio socket's recv_into reads the payload there.
     monkeypatch.setattr(_framed, "DIRECT_READ", readv)
@@ -549,7 +530,7 @@ async def test_cancel_at_every_read_loses_nothing(seed: int) -> None:
     ],
 )
 async def test_cancel_at_every_point_of_the_direct_path(
-    pieces: list[int], tcp_pair: Pair, direct_reads: list[int]
+    pieces: list[int], tcp_pair: TcpPair, direct_reads: list[int]
 ) -> None:
     body = payload(300_000)
     data = FrameEncoder().encode_many([body, b"next"])
@@ -611,7 +592,7 @@ async def test_cancelled_fast_path_loses_nothing() -> None:
 # -- busy and closed -------------------------------------------------------------------------
 
 
-async def test_two_receivers_is_busy(tcp_pair: Pair) -> None:
+async def test_two_receivers_is_busy(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     async with trio.open_nursery() as nursery:
@@ -631,7 +612,7 @@ async def test_two_receivers_is_busy(tcp_pair: Pair) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_closed_while_waiting_on_the_direct_path(tcp_pair: Pair) -> None:
+async def test_closed_while_waiting_on_the_direct_path(tcp_pair: TcpPair) -> None:
     client, server = await tcp_pair()
     framed = FramedStream(server)
     buffer = bytearray(100_000)
@@ -666,7 +647,7 @@ async def test_use_after_close() -> None:
 async def test_tls_takes_the_general_path(
     server_ssl_context: ssl.SSLContext,
     client_ssl_context: ssl.SSLContext,
-    tcp_pair: Pair,
+    tcp_pair: TcpPair,
     direct_reads: list[int],
 ) -> None:
     client_tcp, server_tcp = await tcp_pair()
@@ -703,7 +684,7 @@ async def test_tls_takes_the_general_path(
     ids=["lines", "varint", "netstring", "netty-header", "tutorial-i32"],
 )
 async def test_other_framings(
-    fmt: framekit.Framing, frames: list[bytes], tcp_pair: Pair, direct_reads: list[int]
+    fmt: framekit.Framing, frames: list[bytes], tcp_pair: TcpPair, direct_reads: list[int]
 ) -> None:
     data = b"".join(fmt.encoder().encode(f) for f in frames)
     client, server = await tcp_pair()
@@ -751,7 +732,7 @@ async def test_frames_in_the_decoder_check_for_cancellation_too() -> None:
     assert got + rest == frames
 
 
-async def test_bytes_read_past_a_frame_are_kept_for_detach(tcp_pair: Pair) -> None:
+async def test_bytes_read_past_a_frame_are_kept_for_detach(tcp_pair: TcpPair) -> None:
     # A direct read takes a little of what follows the frame; it stays in the decoder.
     client, server = await tcp_pair()
     framed = FramedStream(server)
