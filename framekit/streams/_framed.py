@@ -60,6 +60,11 @@ _DIRECT_RECEIVE_MIN: Final = 128 * 1024
 #: What each direct read takes past the frame, into the stream's own small buffer: the
 #: next frame's header (and a little of its payload, copied twice).
 _SCATTER_SIZE: Final = 1024
+#: Reads straight from the socket that found bytes waiting take a checkpoint first once
+#: this many bytes were read without one (or ``CANCEL_CHECK_INTERVAL`` reads): a reader
+#: the network keeps busy lets other tasks run at least once per MiB, as often as
+#: Trio's ``receive_some`` (a checkpoint per read, of up to ``DEFAULT_RECEIVE_SIZE``).
+_YIELD_BYTES: Final = 1024 * 1024
 
 
 class Detached(NamedTuple):
@@ -150,6 +155,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         self._after: bytearray | None = None  # allocated by the first direct read
         self._large = False  # the last frame receive_into took was read direct
         self._fast_reads = 0  # direct reads since the last checkpoint
+        self._read_bytes = 0  # bytes they returned
         self._detached = False
 
     # -- sending -----------------------------------------------------------------------
@@ -305,15 +311,23 @@ class FramedStream(trio.abc.Channel[bytes]):
         sock = self._read_socket
         if sock is None:
             return await self.transport_stream.receive_some(size)
-        return await self._read_direct(sock, os.read, size)
+        data = await self._read_direct(sock, os.read, size)
+        self._read_bytes += len(data)
+        return data
 
     async def _read_direct(
         self, sock: trio.socket.SocketType, read: Callable[[int, _A], _R], arg: _A
     ) -> _R:
-        """``read(fd, arg)`` on the socket's descriptor once it has bytes (or its end)."""
+        """``read(fd, arg)`` on the socket's descriptor once it has bytes (or its end).
+
+        A read that finds bytes waiting is no checkpoint; so that a reader the network
+        always keeps busy still lets other tasks run, one is taken first whenever
+        ``CANCEL_CHECK_INTERVAL`` reads or ``_YIELD_BYTES`` (the caller counts them in
+        ``_read_bytes``) went by without one. A read that waits is a checkpoint.
+        """
         self._fast_reads += 1
-        if self._fast_reads >= CANCEL_CHECK_INTERVAL:
-            self._fast_reads = 0
+        if self._fast_reads >= CANCEL_CHECK_INTERVAL or self._read_bytes >= _YIELD_BYTES:
+            self._fast_reads = self._read_bytes = 0
             await checkpoint()
         try:
             while True:
@@ -325,6 +339,7 @@ class FramedStream(trio.abc.Channel[bytes]):
                 except BlockingIOError:
                     pass
                 await trio.lowlevel.wait_readable(sock)
+                self._fast_reads = self._read_bytes = 0  # that was a checkpoint
         except OSError as exc:
             raise stream_error(exc) from exc
 
@@ -334,10 +349,10 @@ class FramedStream(trio.abc.Channel[bytes]):
         A frame already decoded is returned at once (cancellation is checked on every
         ``CANCEL_CHECK_INTERVAL``-th such call); when none is ready the stream is read.
         On a plain TCP connection (POSIX) bytes already in the kernel are read at once,
-        with a full checkpoint on every ``CANCEL_CHECK_INTERVAL``-th read; elsewhere each
-        read is a ``receive_some``, a full checkpoint. A read that has to wait for the
-        network is always a full checkpoint. Either way no frame is ever lost to
-        cancellation.
+        with a full checkpoint on every ``CANCEL_CHECK_INTERVAL``-th read (and once a
+        MiB was read without one); elsewhere each read is a ``receive_some``, a full
+        checkpoint. A read that has to wait for the network is always a full
+        checkpoint. Either way no frame is ever lost to cancellation.
 
         Raises:
             trio.EndOfChannel: the peer closed the stream cleanly between frames.
@@ -380,7 +395,8 @@ class FramedStream(trio.abc.Channel[bytes]):
         be interleaved freely. Like :meth:`receive`, this is not a checkpoint on every
         call: a frame already read is copied in at once (cancellation is checked on
         every ``CANCEL_CHECK_INTERVAL``-th call), and bytes already in the kernel are
-        read straight in (a full checkpoint every ``CANCEL_CHECK_INTERVAL``-th read).
+        read straight in (a full checkpoint every ``CANCEL_CHECK_INTERVAL``-th read, and
+        once a MiB was read without one).
         Whenever it has to wait for the network, it is a full checkpoint.
 
         Cancellation: nothing is lost. A cancelled call may already have written the
@@ -531,7 +547,9 @@ class FramedStream(trio.abc.Channel[bytes]):
         """
         buffers = (after,) if part is None else (part, after)
         if DIRECT_READ:
-            return await self._read_direct(sock, os.readv, buffers)
+            n = await self._read_direct(sock, os.readv, buffers)
+            self._read_bytes += n
+            return n
         try:
             return await sock.recv_into(buffers[0])
         except OSError as exc:

@@ -5,6 +5,7 @@ socket and the transports without a descriptor all give what receive_some gave."
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import struct
@@ -171,3 +172,49 @@ async def test_without_direct_reads_receive_some_reads(
     framed = FramedStream(server)
     assert framed._read_socket is None
     assert [frame async for frame in framed] == [b"a", b"bc"]
+
+
+async def test_a_reader_kept_busy_still_yields_every_mib(
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: TcpPair
+) -> None:
+    """Bytes keep arriving, so reads find them waiting and need not wait: the reader
+    still takes a checkpoint before reading on once _YIELD_BYTES (a MiB) were read
+    without one (Trio's receive_some takes one after every read), so other tasks run."""
+    read_so_far = 0
+    marks = [0]  # bytes read when each checkpoint (or wait) was taken
+    real_read, real_checkpoint = os.read, _framed.checkpoint
+    real_wait = trio.lowlevel.wait_readable
+
+    def counting_read(fd: int, size: int) -> bytes:
+        nonlocal read_so_far
+        data = real_read(fd, size)
+        read_so_far += len(data)
+        return data
+
+    async def marked_checkpoint() -> None:
+        marks.append(read_so_far)
+        await real_checkpoint()
+
+    async def marked_wait(sock: trio.socket.SocketType) -> None:
+        marks.append(read_so_far)
+        await real_wait(sock)
+
+    monkeypatch.setattr(_framed.os, "read", counting_read)
+    monkeypatch.setattr(_framed, "checkpoint", marked_checkpoint)
+    monkeypatch.setattr(trio.lowlevel, "wait_readable", marked_wait)
+    budget, read_size = 256 * 1024, 64 * 1024  # smaller than a MiB: more checkpoints
+    monkeypatch.setattr(_framed, "_YIELD_BYTES", budget)
+    client, server = await tcp_pair()
+    data = FrameEncoder().encode_many([b"x" * 60] * 150_000)  # 9.6 MB of small frames
+    framed = FramedStream(server, receive_size=read_size)
+
+    async def send() -> None:
+        await client.send_all(data)
+        await client.send_eof()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        assert sum([len(frame) + 4 async for frame in framed]) == len(data)
+    marks.append(read_so_far)
+    # under the budget read, then at most one more read
+    assert max(b - a for a, b in itertools.pairwise(marks)) < budget + read_size
