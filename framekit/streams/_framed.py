@@ -303,10 +303,10 @@ class FramedStream(trio.abc.Channel[bytes]):
     async def _receive_some(self, size: int) -> bytes | bytearray:
         """Up to ``size`` bytes from the transport (``b""`` at its end).
 
-        On plain TCP (POSIX) a non-blocking ``os.read`` of the descriptor, with a full
-        checkpoint every ``CANCEL_CHECK_INTERVAL`` reads and a wait (a checkpoint) only
-        when nothing has arrived: what ``receive_some`` does, minus its scheduling pass
-        after every read that did not wait. Elsewhere the transport's ``receive_some``.
+        On plain TCP (POSIX) a non-blocking ``os.read`` of the descriptor (see
+        :meth:`_read_direct` for its checkpoints): what ``receive_some`` does, minus its
+        scheduling pass after every read that did not wait. Elsewhere the transport's
+        ``receive_some``.
         """
         sock = self._read_socket
         if sock is None:
