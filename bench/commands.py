@@ -12,6 +12,12 @@ end, over all clients):
 * ``subprocess``: ``subprocess.run(["true"])`` in a loop, in a worker process.
 * ``trio-run-process``: ``await trio.run_process(["true"])``, 1 task, and 8 concurrent
   tasks, in a worker process.
+* ``popen-session`` and ``posix-spawn``: the spawn framekit's server needs (a new
+  session, stdin from ``/dev/null``, stdout and stderr on pipes read to their end, then
+  reaped), one command at a time in a worker process: through ``subprocess.Popen``
+  (``start_new_session=True``, ``close_fds`` as default), as the server does, and
+  through ``os.posix_spawnp`` (``setsid=True``, the descriptors set up by file actions),
+  the cheaper spawn the issue names.
 * ``threaded-server``: a tutorial-style server done competently, in its own process:
   ``socketserver.ThreadingTCPServer`` (a thread per connection) that reads a
   length-prefixed JSON argv, runs ``subprocess.run(argv, shell=False,
@@ -49,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import socketserver
 import statistics
@@ -116,6 +123,19 @@ IMPLS = {
             {1: 650, 8: 910},
         ),
         Impl(
+            "popen-session",
+            "local",
+            "local `Popen(['true'], start_new_session=True)`, stdout/stderr piped: "
+            "framekit's spawn",
+            {},
+        ),
+        Impl(
+            "posix-spawn",
+            "local",
+            "local `os.posix_spawnp('true', setsid=True)`, the same pipes by file actions",
+            {},
+        ),
+        Impl(
             "threaded-server",
             "server",
             "tutorial-style ThreadingTCPServer: length-prefixed argv, "
@@ -154,7 +174,8 @@ IMPLS = {
         ),
     ]
 }
-CONCURRENCY = {"subprocess": (1,)}  # everything else runs at 1 and at CLIENTS
+#: everything else runs at 1 and at CLIENTS
+CONCURRENCY = {"subprocess": (1,), "popen-session": (1,), "posix-spawn": (1,)}
 
 
 @dataclass(frozen=True)
@@ -215,6 +236,7 @@ CONTEXT = (
     ("1 client, 2 workers vs 1 worker", "framekit-server-w2", 1, "framekit-server", 1),
     ("8 clients vs local trio.run_process x8", "framekit-server", 8, "trio-run-process", 8),
     ("1 client vs local subprocess.run", "framekit-server", 1, "subprocess", 1),
+    ("local posix_spawnp vs Popen, framekit's spawn", "posix-spawn", 1, "popen-session", 1),
 )
 
 
@@ -521,20 +543,77 @@ async def trio_local(count: int, conc: int) -> tuple[float, float]:
     return t0, time.monotonic()
 
 
+def popen_session() -> int:
+    """``true`` spawned as framekit's server spawns it, through ``subprocess.Popen``."""
+    proc = subprocess.Popen(
+        COMMAND,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        while proc.stdout.read1(65536):
+            pass
+        while proc.stderr.read1(65536):
+            pass
+    return proc.wait()
+
+
+def posix_spawn_session(devnull: int) -> int:
+    """The same through ``os.posix_spawnp``: a new session, the descriptors by file
+    actions (every other one is close-on-exec already), SIGPIPE and SIGXFSZ back to
+    their defaults as ``Popen`` restores them."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        pid = os.posix_spawnp(
+            COMMAND[0],
+            COMMAND,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, err_w, 2),
+            ],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    try:
+        while os.read(out_r, 65536):
+            pass
+        while os.read(err_r, 65536):
+            pass
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def run_local(impl: str, conc: int) -> None:
-    if impl != "subprocess":
+    if impl == "trio-run-process":
         import trio  # before the first run, so no run pays for the import
+    devnull = os.open(os.devnull, os.O_RDWR)
+    spawn: Callable[[], int] = {
+        "subprocess": lambda: subprocess.run(COMMAND, check=False).returncode,
+        "popen-session": popen_session,
+        "posix-spawn": lambda: posix_spawn_session(devnull),
+    }.get(impl, lambda: 0)
     while words := read_command():
         count = int(words[1])
         failures = 0
-        if impl == "subprocess":
+        if impl == "trio-run-process":
+            t0, t1 = trio.run(trio_local, count, conc)
+        else:
             t0 = time.monotonic()
             for _ in range(count):
-                if subprocess.run(COMMAND, check=False).returncode != 0:
+                if spawn() != 0:
                     failures += 1
             t1 = time.monotonic()
-        else:
-            t0, t1 = trio.run(trio_local, count, conc)
         report_result(count, t0, t1, failures)
 
 
