@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import ssl
 import struct
 
 import pytest
@@ -154,6 +155,35 @@ async def test_a_reset_connection_is_broken(tcp_pair: TcpPair) -> None:
             await framed.receive()
     with pytest.raises(trio.BrokenResourceError):
         await framed.receive()
+
+
+async def test_tls_reads_through_the_ssl_stream(
+    monkeypatch: pytest.MonkeyPatch,
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    tcp_pair: TcpPair,
+) -> None:
+    """A TLS stream has no socket of its own: its frames are read with receive_some."""
+    client_tcp, server_tcp = await tcp_pair()
+    client = trio.SSLStream(client_tcp, client_ssl_context, server_hostname="localhost")
+    server = trio.SSLStream(server_tcp, server_ssl_context, server_side=True)
+
+    def no_read(fd: int, size: int) -> bytes:
+        raise AssertionError("os.read under TLS")
+
+    monkeypatch.setattr(_framed.os, "read", no_read)
+    frames = [b"", b"x", bytes(100_000)]
+    framed = FramedStream(server)
+    assert framed._read_socket is None
+    async with trio.open_nursery() as nursery:
+
+        async def send() -> None:
+            async with FramedStream(client) as sender:
+                for frame in frames:
+                    await sender.send(frame)
+
+        nursery.start_soon(send)
+        assert [frame async for frame in framed] == frames
 
 
 async def test_without_direct_reads_receive_some_reads(
