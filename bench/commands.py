@@ -174,7 +174,7 @@ IMPLS = {
         ),
     ]
 }
-#: everything else runs at 1 and at CLIENTS
+#: The local spawn loops run one command at a time; everything else at 1 and at CLIENTS.
 CONCURRENCY = {"subprocess": (1,), "popen-session": (1,), "posix-spawn": (1,)}
 
 
@@ -594,15 +594,21 @@ def posix_spawn_session(devnull: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
+def spawn_with_run(argv: list[str]) -> int:
+    """``subprocess.run(argv)``: the plain local loop."""
+    return subprocess.run(argv, check=False).returncode
+
+
 def run_local(impl: str, conc: int) -> None:
     if impl == "trio-run-process":
         import trio  # before the first run, so no run pays for the import
-    devnull = os.open(os.devnull, os.O_RDWR)
-    spawn: Callable[[], int] = {
-        "subprocess": lambda: subprocess.run(COMMAND, check=False).returncode,
-        "popen-session": popen_session,
-        "posix-spawn": lambda: posix_spawn_session(devnull),
-    }.get(impl, lambda: 0)
+    elif impl == "posix-spawn":
+        devnull = os.open(os.devnull, os.O_RDWR)
+        spawn: Callable[[], int] = partial(posix_spawn_session, devnull)
+    elif impl == "popen-session":
+        spawn = popen_session
+    else:
+        spawn = partial(spawn_with_run, COMMAND)
     while words := read_command():
         count = int(words[1])
         failures = 0

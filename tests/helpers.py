@@ -20,6 +20,21 @@ class TcpPair(Protocol):
     ) -> Awaitable[tuple[trio.SocketStream, trio.SocketStream]]: ...
 
 
+class TlsPair(Protocol):
+    """The ``tls_pair`` fixture: ``tcp_pair``'s connection with TLS on both ends."""
+
+    def __call__(
+        self,
+    ) -> Awaitable[tuple[trio.SSLStream[trio.SocketStream], trio.SSLStream[trio.SocketStream]]]: ...
+
+
+async def send_frames(stream: trio.abc.Stream, frames: list[bytes]) -> None:
+    """Send ``frames`` on ``stream`` through a FramedStream, then close it."""
+    async with framekit.FramedStream(stream) as sender:
+        for frame in frames:
+            await sender.send(frame)
+
+
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     """``data`` cut at the given offsets (sorted, deduplicated, clipped)."""
     points = sorted({c for c in cuts if 0 < c < len(data)})

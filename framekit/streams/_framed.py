@@ -540,10 +540,9 @@ class FramedStream(trio.abc.Channel[bytes]):
     ) -> int:
         """One read from the socket into ``part``, then ``after``: how many bytes.
 
-        POSIX: a non-blocking ``readv`` on the descriptor, with a full checkpoint every
-        ``CANCEL_CHECK_INTERVAL`` reads; only when nothing has arrived does it wait (a
-        checkpoint). Elsewhere: the socket's ``recv_into`` (a checkpoint each), into
-        ``part`` alone if given.
+        POSIX: a non-blocking ``readv`` on the descriptor (its checkpoints as in
+        :meth:`_read_direct`). Elsewhere: the socket's ``recv_into`` (a checkpoint
+        each), into ``part`` alone if given.
         """
         buffers = (after,) if part is None else (part, after)
         if DIRECT_READ:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
 
-from ..helpers import TcpPair
+from ..helpers import TcpPair, TlsPair
 
 
 @pytest.fixture
@@ -33,3 +34,19 @@ async def tcp_pair() -> AsyncIterator[TcpPair]:
     yield make
     for stream in made:
         await trio.aclose_forcefully(stream)
+
+
+@pytest.fixture
+def tls_pair(
+    tcp_pair: TcpPair, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> TlsPair:
+    """Makes TLS pairs over ``tcp_pair``'s connections (trustme's certificates)."""
+
+    async def make() -> tuple[trio.SSLStream[trio.SocketStream], trio.SSLStream[trio.SocketStream]]:
+        client, server = await tcp_pair()
+        return (
+            trio.SSLStream(client, client_ssl_context, server_hostname="localhost"),
+            trio.SSLStream(server, server_ssl_context, server_side=True),
+        )
+
+    return make

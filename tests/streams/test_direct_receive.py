@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-import ssl
 import struct
 
 import pytest
@@ -18,7 +17,7 @@ import trio.testing
 from framekit import CANCEL_CHECK_INTERVAL, DelimitedFormat, FramedStream, FrameEncoder
 from framekit.streams import _framed
 
-from ..helpers import TcpPair
+from ..helpers import TcpPair, TlsPair, send_frames
 
 pytestmark = pytest.mark.skipif(not _framed.DIRECT_READ, reason="no direct reads here")
 
@@ -158,15 +157,10 @@ async def test_a_reset_connection_is_broken(tcp_pair: TcpPair) -> None:
 
 
 async def test_tls_reads_through_the_ssl_stream(
-    monkeypatch: pytest.MonkeyPatch,
-    server_ssl_context: ssl.SSLContext,
-    client_ssl_context: ssl.SSLContext,
-    tcp_pair: TcpPair,
+    monkeypatch: pytest.MonkeyPatch, tls_pair: TlsPair
 ) -> None:
     """A TLS stream has no socket of its own: its frames are read with receive_some."""
-    client_tcp, server_tcp = await tcp_pair()
-    client = trio.SSLStream(client_tcp, client_ssl_context, server_hostname="localhost")
-    server = trio.SSLStream(server_tcp, server_ssl_context, server_side=True)
+    client, server = await tls_pair()
 
     def no_read(fd: int, size: int) -> bytes:
         raise AssertionError("os.read under TLS")
@@ -176,13 +170,7 @@ async def test_tls_reads_through_the_ssl_stream(
     framed = FramedStream(server)
     assert framed._read_socket is None
     async with trio.open_nursery() as nursery:
-
-        async def send() -> None:
-            async with FramedStream(client) as sender:
-                for frame in frames:
-                    await sender.send(frame)
-
-        nursery.start_soon(send)
+        nursery.start_soon(send_frames, client, frames)
         assert [frame async for frame in framed] == frames
 
 

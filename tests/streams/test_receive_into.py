@@ -13,7 +13,6 @@ from __future__ import annotations
 import array
 import random
 import socket
-import ssl
 import struct
 
 import pytest
@@ -35,7 +34,7 @@ from framekit import (
 )
 from framekit.streams import _framed
 
-from ..helpers import CancelOnNthRead, TcpPair
+from ..helpers import CancelOnNthRead, TcpPair, TlsPair, send_frames
 
 DIRECT = _framed._DIRECT_RECEIVE_MIN
 #: Sizes around every boundary that matters: empty, tiny, the direct threshold, big.
@@ -644,25 +643,12 @@ async def test_use_after_close() -> None:
 # -- other transports and framings ----------------------------------------------------------
 
 
-async def test_tls_takes_the_general_path(
-    server_ssl_context: ssl.SSLContext,
-    client_ssl_context: ssl.SSLContext,
-    tcp_pair: TcpPair,
-    direct_reads: list[int],
-) -> None:
-    client_tcp, server_tcp = await tcp_pair()
-    client = trio.SSLStream(client_tcp, client_ssl_context, server_hostname="localhost")
-    server = trio.SSLStream(server_tcp, server_ssl_context, server_side=True)
+async def test_tls_takes_the_general_path(tls_pair: TlsPair, direct_reads: list[int]) -> None:
+    client, server = await tls_pair()
     frames = [payload(size, 4) for size in SIZES]
     framed = FramedStream(server)
     async with trio.open_nursery() as nursery:
-
-        async def send() -> None:
-            async with FramedStream(client) as sender:
-                for frame in frames:
-                    await sender.send(frame)
-
-        nursery.start_soon(send)
+        nursery.start_soon(send_frames, client, frames)
         assert await framed.receive_into(bytearray(0)) == 0  # the empty frame fits
         with pytest.raises(BufferTooSmall):
             await framed.receive_into(bytearray(0))  # the 1-byte one does not
