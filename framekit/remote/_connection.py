@@ -35,7 +35,6 @@ import trio
 from .._errors import ChecksumMismatch, FramekitError, FrameTooLarge, HeaderTooLarge, ProtocolError
 from .._version import __version__
 from ..streams import DeadlineStream, IncomingMessage, MessageStream, StreamTimeout
-from ..streams._groups import raise_single
 from ._files import UploadDirectory, refusal_for
 from ._log_text import escape, shell_words, show
 from ._processes import CommandOutcome, run_command_streaming
@@ -144,7 +143,6 @@ class Connection:
         "scope",
         "server",
         "stream",
-        "watchers",
     )
 
     def __init__(
@@ -161,7 +159,6 @@ class Connection:
         #: counted in the server's connections (see SharedState.admit / release)
         self.counted = False
         self.scope = trio.CancelScope()
-        self.watchers: trio.Nursery | None = None
         #: a request read while a command ran (pipelined): served next
         self.pending: IncomingMessage | None = None
 
@@ -475,21 +472,13 @@ class Connection:
                     ErrorCode.BUSY,
                 ) from None
         try:
-            # The watcher of a long command runs in a nursery of this request's: an
-            # idle connection keeps no nursery (~1.2 KiB each).
-            async with trio.open_nursery() as self.watchers:
-                await self._run_process(request, stdin)
-        except BaseExceptionGroup as group:
-            raise_single(group)
+            await self._run_process(request, stdin)
         finally:
-            self.watchers = None
             slots.release()
 
     async def _run_process(self, request: RunRequest, stdin: bytes) -> None:
         config = self.config
         stream = self.stream
-        assert self.watchers is not None
-        watchers = self.watchers
         outcome: CommandOutcome | None = None
         stopped_by: str | None = None  # "cancel" or "gone", if the client stopped it
         violation: ProtocolError | None = None  # what the client broke while it ran
@@ -509,113 +498,100 @@ class Connection:
         )
         start = trio.current_time()
         limit = request.timeout or config.command_timeout  # already capped at the latter
-        # The watcher's cancel scope and its "ended" event, once it has been started.
-        watching: tuple[trio.CancelScope, trio.Event] | None = None
+        # The nursery a command still running after WATCH_AFTER goes on in (a fast one
+        # pays for none): the client watcher runs there, and cancelling it stops the
+        # command (run_command_streaming then reports it "cancelled").
+        helpers: trio.Nursery | None = None
         # A streamed stdin: the watcher hands each chunk over as the pipe takes it.
         stdin_in: trio.MemorySendChannel[bytes] | None = None
         stdin_out: trio.MemoryReceiveChannel[bytes] | None = None
         if request.stdin_stream:
             stdin_in, stdin_out = trio.open_memory_channel[bytes](0)
-        with trio.CancelScope() as command_scope:
 
-            def stop(reason: str) -> None:
-                nonlocal stopped_by
-                stopped_by = stopped_by or reason
-                command_scope.cancel()
+        def stop(reason: str) -> None:
+            nonlocal stopped_by
+            stopped_by = stopped_by or reason
+            assert helpers is not None  # only the watcher stops a command
+            helpers.cancel_scope.cancel()
 
-            async def sink(name: str, data: bytes) -> None:
-                await stream.send_message(
-                    {"type": "output", "id": request.id, "stream": name}, data
-                )
+        async def sink(name: str, data: bytes) -> None:
+            await stream.send_message({"type": "output", "id": request.id, "stream": name}, data)
 
-            async def watch_client(scope: trio.CancelScope, ended: trio.Event) -> None:
-                # While a command runs the client may send its stdin, `cancel` it,
-                # pipeline its next request (served after this one), or hang up.
-                nonlocal violation
+        async def watch_client() -> None:
+            # While a command runs the client may send its stdin, `cancel` it, pipeline
+            # its next request (served after this one), or hang up. Cancelled (by the
+            # nursery) when the command ends.
+            nonlocal violation
+            while True:
                 try:
-                    with scope:
-                        while True:
-                            try:
-                                incoming = await stream.receive_message_stream()
-                                fields = incoming.header.fields
-                                kind, own = fields.get("type"), fields.get("id") == request.id
-                                if kind == "stdin" and own and stdin_in is not None:
-                                    await self._pass_stdin(incoming, stdin_in)
-                                    continue
-                            except (trio.EndOfChannel, trio.BrokenResourceError):
-                                stop("gone")
-                                return
-                            except ProtocolError as exc:
-                                violation = exc
-                                stop("gone")
-                                return
-                            if kind not in ("cancel", "stdin") or incoming.size:
-                                self.pending = incoming  # served when this one has ended
-                                return
-                            await incoming.discard()  # size 0: only its end is pending
-                            if kind == "cancel" and own:
-                                stop("cancel")
-                                return
-                finally:
-                    ended.set()
+                    incoming = await stream.receive_message_stream()
+                    fields = incoming.header.fields
+                    kind, own = fields.get("type"), fields.get("id") == request.id
+                    if kind == "stdin" and own and stdin_in is not None:
+                        await self._pass_stdin(incoming, stdin_in)
+                        continue
+                except (trio.EndOfChannel, trio.BrokenResourceError):
+                    stop("gone")
+                    return
+                except ProtocolError as exc:
+                    violation = exc
+                    stop("gone")
+                    return
+                if kind not in ("cancel", "stdin") or incoming.size:
+                    self.pending = incoming  # served when this one has ended
+                    return
+                await incoming.discard()  # size 0: only its end is pending
+                if kind == "cancel" and own:
+                    stop("cancel")
+                    return
 
-            def start_watching() -> None:
-                nonlocal watching
-                if watching is not None:
-                    return  # already watching: a streamed stdin starts it at once
-                watching = (trio.CancelScope(), trio.Event())
-                watchers.start_soon(watch_client, *watching)
+        def start_watching(nursery: trio.Nursery) -> None:
+            nonlocal helpers
+            helpers = nursery
+            nursery.start_soon(watch_client)
 
-            # The command runs in this task (one task fewer per request); stop() cancels
-            # it through command_scope, which absorbs that cancellation.
-            if stdin_in is not None:
-                start_watching()  # the client sends stdin from the start
-            try:
-                outcome = await run_command_streaming(
-                    args,
-                    sink=sink,
-                    stdin=stdin,
-                    stdin_stream=stdin_out,
-                    shell=request.shell is not None,
-                    cwd=config.workdir,
-                    env=self.server.command_env,
-                    timeout=limit,
-                    max_output=config.max_output,
-                    # a vanished client's command is killed at once; on server
-                    # shutdown it gets SIGTERM and the grace period first
-                    shutdown_grace=lambda: 0 if stopped_by == "gone" else config.shutdown_grace,
-                    slow_after=WATCH_AFTER,
-                    on_slow=start_watching,
-                )
-            except OSError as exc:
-                start_error = exc
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                # The output could not be sent: the client left, or stopped reading
-                # (StreamTimeout). The group was killed at once.
-                why = f"timed out: {exc}" if isinstance(exc, StreamTimeout) else "left"
-                log.info(
-                    "%s %s, during request %s (%s); killed it",
-                    self.peer,
-                    why,
-                    show(request.id),
-                    described,
-                )
-                raise _Logged(str(exc)) from exc
-            except trio.Cancelled:
-                if command_scope.cancel_called:
-                    raise  # stop(): the client cancelled it or left; handled below
-                log.info(
-                    "%s request %s (%s) stopped: the server is shutting down",
-                    self.peer,
-                    show(request.id),
-                    described,
-                )
-                await self._last_exit(request, trio.current_time() - start)
-                raise
-        if watching is not None:  # the command ran long enough to be watched: end that
-            watcher_scope, watcher_ended = watching
-            watcher_scope.cancel()
-            await watcher_ended.wait()
+        # The command runs in this task (one task fewer per request).
+        try:
+            outcome = await run_command_streaming(
+                args,
+                sink=sink,
+                stdin=stdin,
+                stdin_stream=stdin_out,
+                shell=request.shell is not None,
+                cwd=config.workdir,
+                env=self.server.command_env,
+                timeout=limit,
+                max_output=config.max_output,
+                # a vanished client's command is killed at once; on server
+                # shutdown (or a `cancel`) it gets SIGTERM and the grace period first
+                shutdown_grace=lambda: 0 if stopped_by == "gone" else config.shutdown_grace,
+                slow_after=WATCH_AFTER,
+                on_slow=start_watching,
+            )
+        except OSError as exc:
+            start_error = exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            # The output could not be sent: the client left, or stopped reading
+            # (StreamTimeout). The group was killed at once.
+            why = f"timed out: {exc}" if isinstance(exc, StreamTimeout) else "left"
+            log.info(
+                "%s %s, during request %s (%s); killed it",
+                self.peer,
+                why,
+                show(request.id),
+                described,
+            )
+            raise _Logged(str(exc)) from exc
+        except trio.Cancelled:
+            # Not the watcher's stop() (its nursery absorbs that): the server is stopping.
+            log.info(
+                "%s request %s (%s) stopped: the server is shutting down",
+                self.peer,
+                show(request.id),
+                described,
+            )
+            await self._last_exit(request, trio.current_time() - start)
+            raise
         elapsed = trio.current_time() - start
         self.deadline.enter("sending a reply", timeout=config.idle_timeout)
         if start_error is not None:

@@ -236,7 +236,11 @@ _Pipes: type[_PipeSet] = _EpollPipes if hasattr(select, "epoll") else _SelectorP
 
 @dataclass(slots=True)
 class _Pump:
-    """The state of one running command, as its task moves output and watches limits."""
+    """The state of one running command, as its task moves output and watches limits.
+
+    :meth:`open` sets up the pipes, :meth:`run` moves bytes (it can stop at a given time
+    and be called again), :meth:`close` lets go of the pipe set.
+    """
 
     proc: subprocess.Popen[bytes]
     sink: OutputSink
@@ -245,50 +249,61 @@ class _Pump:
     stdin: memoryview
     truncated: bool = False
     timed_out: bool = False
+    pipes: _PipeSet | None = None
+    leader_gone: bool = False  # the leader exited; a background child holds the pipes
+    next_poll: float = math.inf  # when to check that again
 
-    async def run(self, deadline: float, slow_at: float, on_slow: Callable[[], object]) -> int:
-        """Move bytes until both output pipes are closed, then reap; the exit status."""
+    def open(self) -> None:
+        """Put the command's pipes in one waitable set (stdin too if there is input)."""
         proc = self.proc
         assert proc.stdout is not None and proc.stderr is not None
-        pipes = _Pipes()
-        try:
-            for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-                os.set_blocking(pipe.fileno(), False)
-                pipes.add(pipe.fileno(), name)
-            if proc.stdin is not None and self.stdin:
-                os.set_blocking(proc.stdin.fileno(), False)
-                pipes.add(proc.stdin.fileno(), "stdin", write=True)
-            leader_gone = False
-            next_poll = trio.current_time() + _LEADER_POLL
-            while pipes:
+        pipes = self.pipes = _Pipes()
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            pipes.add(pipe.fileno(), name)
+        if proc.stdin is not None and self.stdin:
+            os.set_blocking(proc.stdin.fileno(), False)
+            pipes.add(proc.stdin.fileno(), "stdin", write=True)
+        self.next_poll = trio.current_time() + _LEADER_POLL
+
+    def close(self) -> None:
+        if self.pipes is not None:
+            self.pipes.close()
+
+    async def run(self, deadline: float, until: float = math.inf) -> int | None:
+        """Move bytes until both output pipes are closed, then reap: the exit status.
+
+        ``None`` if ``until`` came while the pipes were still open: call again to go on.
+        """
+        proc = self.proc
+        pipes = self.pipes
+        assert pipes is not None
+        while pipes:
+            if until != math.inf and trio.current_time() >= until:
+                return None
+            ready = pipes.ready()
+            if not ready:
+                wake = min(
+                    math.inf if self.timed_out else deadline,
+                    math.inf if self.leader_gone else self.next_poll,
+                    until,
+                )
+                with trio.move_on_at(wake):
+                    await trio.lowlevel.wait_readable(pipes.fileno())
                 ready = pipes.ready()
-                if not ready:
-                    wake = min(
-                        math.inf if self.timed_out else deadline,
-                        math.inf if leader_gone else next_poll,
-                        slow_at,
-                    )
-                    with trio.move_on_at(wake):
-                        await trio.lowlevel.wait_readable(pipes.fileno())
-                    ready = pipes.ready()
-                    now = trio.current_time()
-                    if now >= slow_at:
-                        slow_at = math.inf
-                        on_slow()
-                    if not self.timed_out and now >= deadline:
-                        self.timed_out = True
-                        kill_group(proc.pid)  # the pipes now close; their output so far is sent
-                    if not ready and not leader_gone and now >= next_poll:
-                        if proc.poll() is not None:
-                            # The leader exited but a background child holds the pipes
-                            # open: kill the rest of the group so they close.
-                            leader_gone = True
-                            kill_group(proc.pid)
-                        next_poll = now + _LEADER_POLL
-                for fd, name in ready:
-                    await self._move(pipes, fd, name)
-        finally:
-            pipes.close()
+                now = trio.current_time()
+                if not self.timed_out and now >= deadline:
+                    self.timed_out = True
+                    kill_group(proc.pid)  # the pipes now close; their output so far is sent
+                if not ready and not self.leader_gone and now >= self.next_poll:
+                    if proc.poll() is not None:
+                        # The leader exited but a background child holds the pipes
+                        # open: kill the rest of the group so they close.
+                        self.leader_gone = True
+                        kill_group(proc.pid)
+                    self.next_poll = now + _LEADER_POLL
+            for fd, name in ready:
+                await self._move(pipes, fd, name)
         # The pipes are closed, but the leader may still run (it closed its output).
         returncode = proc.poll()
         if returncode is not None:
@@ -300,6 +315,25 @@ class _Pump:
         self.timed_out = True
         kill_group(proc.pid)
         return await _wait_process(proc)
+
+    async def run_or_stop(
+        self, deadline: float, until: float, shutdown_grace: float | Callable[[], float]
+    ) -> int | None:
+        """:meth:`run`; if that raises, the command is stopped first: a cancellation gets
+        SIGTERM and ``shutdown_grace`` seconds before SIGKILL, anything else SIGKILL."""
+        try:
+            return await self.run(deadline, until)
+        except BaseException as exc:
+            proc = self.proc
+            with trio.CancelScope(shield=True):
+                if isinstance(exc, trio.Cancelled):  # asked to stop: SIGTERM and a grace first
+                    kill_group(proc.pid, signal.SIGTERM)
+                    grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
+                    with trio.move_on_after(grace):
+                        await _wait_process(proc)
+                kill_group(proc.pid)
+                await _wait_process(proc)
+            raise
 
     async def _move(self, pipes: _PipeSet, fd: int, name: str) -> None:
         """Feed stdin, or read one chunk of output and pass it on, for one ready pipe."""
@@ -363,7 +397,7 @@ async def run_command_streaming(
     max_output: int | None = None,
     shutdown_grace: float | Callable[[], float] = 5.0,
     slow_after: float = math.inf,
-    on_slow: Callable[[], object] = lambda: None,
+    on_slow: Callable[[trio.Nursery], object] = lambda helpers: None,
 ) -> CommandOutcome:
     """Run a command, passing its output to ``sink`` as it is produced.
 
@@ -376,9 +410,15 @@ async def run_command_streaming(
     ``shutdown_grace`` seconds to exit, then SIGKILL; ``Cancelled`` propagates once the
     command is gone. ``shutdown_grace`` may be a callable, asked at that moment (so the
     caller can say 0 when its client vanished). If ``sink`` raises, the group is killed
-    at once and the exception propagates. ``on_slow()`` is called once if the command is
-    still running ``slow_after`` seconds after it started (the server then starts
-    watching its client, which most commands end too soon to need).
+    at once and the exception propagates.
+
+    A command still running ``slow_after`` seconds after it started (or from the start,
+    with ``stdin_stream``) runs on inside a nursery, and ``on_slow(nursery)`` is called
+    once: it may start tasks there (the server watches its client), which are cancelled
+    when the command ends. Most commands end sooner, and pay for no nursery. Cancelling
+    that nursery's scope (``nursery.cancel_scope.cancel()``) stops the command as a
+    cancellation of the caller does (SIGTERM, ``shutdown_grace``, SIGKILL), and the
+    outcome's status is then ``cancelled``.
 
     Raises:
         OSError: the program could not be started (not found, not executable).
@@ -403,45 +443,52 @@ async def run_command_streaming(
         counts={"stdout": 0, "stderr": 0},
         stdin=memoryview(stdin),
     )
+    deadline = math.inf if timeout is None else start + timeout
+    stopped = False
     try:
-        deadline = math.inf if timeout is None else start + timeout
+        pump.open()
+        returncode: int | None = None
         if stdin_stream is None:
-            returncode = await pump.run(deadline, start + slow_after, on_slow)
-        else:
-            assert proc.stdin is not None
-            write_end = trio.lowlevel.FdStream(os.dup(proc.stdin.fileno()))
-            proc.stdin.close()  # the FdStream's copy is now the only write end
+            returncode = await pump.run_or_stop(deadline, start + slow_after, shutdown_grace)
+        if returncode is None:  # still running (or fed from a stream): the rest is watched
             try:
-                async with trio.open_nursery() as feeding:
-                    feeding.start_soon(_feed, write_end, stdin_stream)
-                    returncode = await pump.run(deadline, start + slow_after, on_slow)
-                    feeding.cancel_scope.cancel()
+                async with trio.open_nursery() as helpers:
+                    if stdin_stream is not None:
+                        assert proc.stdin is not None
+                        write_end = trio.lowlevel.FdStream(os.dup(proc.stdin.fileno()))
+                        proc.stdin.close()  # the FdStream's copy is now the only write end
+                        helpers.start_soon(_feed, write_end, stdin_stream)
+                    on_slow(helpers)
+                    returncode = await pump.run_or_stop(deadline, math.inf, shutdown_grace)
+                    helpers.cancel_scope.cancel()  # the command ended, and so does their work
             except BaseExceptionGroup as group:
                 raise_single(group)  # a cancellation stays a Cancelled (grace, then kill)
-    except BaseException as exc:
+            if returncode is None:  # a helper cancelled the nursery: the command was stopped
+                stopped = True
+                returncode = proc.returncode  # reaped by run_or_stop
+    except BaseException:
+        # run_or_stop has stopped and reaped it; anything raised around it (setting up
+        # the pipes, on_slow) leaves that to here.
         with trio.CancelScope(shield=True):
-            if isinstance(exc, trio.Cancelled):  # asked to stop: SIGTERM and a grace first
-                kill_group(proc.pid, signal.SIGTERM)
-                grace = shutdown_grace() if callable(shutdown_grace) else shutdown_grace
-                with trio.move_on_after(grace):
-                    await _wait_process(proc)
             kill_group(proc.pid)
             await _wait_process(proc)
         raise
     finally:
+        pump.close()
         kill_group(proc.pid)  # whatever is left of the group, on every path
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
     duration = trio.current_time() - start
-    status: Status = "timeout" if pump.timed_out else "exited"
+    assert returncode is not None
+    status: Status = "cancelled" if stopped else "timeout" if pump.timed_out else "exited"
     sig: int | None = None
     code: int | None = returncode
     if returncode < 0:
         sig, code = -returncode, None
         if status == "exited":
             status = "signaled"
-    if status == "timeout":
+    if status in ("timeout", "cancelled"):
         code = None
     return CommandOutcome(
         status=status,

@@ -174,19 +174,109 @@ async def test_a_failing_sink_kills_the_command_and_propagates() -> None:
     await wait_gone(pids)
 
 
-async def test_on_slow_is_called_once_for_a_long_command_only() -> None:
-    calls: list[float] = []
-    await run_command_streaming(
-        ["sh", "-c", "sleep 0.4"],
-        sink=Sink(),
+class NurseryCounter(Sink):
+    """A sink that also notes how many nurseries the command's task has open, beyond
+    those open where it was made (made in the task that runs the command)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before = len(trio.lowlevel.current_task().child_nurseries)
+        self.open_nurseries: list[int] = []
+
+    async def __call__(self, name: str, data: bytes) -> None:
+        now = len(trio.lowlevel.current_task().child_nurseries)
+        self.open_nurseries.append(now - self.before)
+        await super().__call__(name, data)
+
+
+async def test_a_long_command_goes_on_in_a_nursery_given_to_on_slow() -> None:
+    nurseries: list[trio.Nursery] = []
+    helper_ended = trio.Event()
+
+    async def helper() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            helper_ended.set()  # cancelled when the command ended
+
+    def on_slow(nursery: trio.Nursery) -> None:
+        nurseries.append(nursery)
+        nursery.start_soon(helper)
+
+    sink = NurseryCounter()
+    outcome = await run_command_streaming(
+        ["sh", "-c", "echo early; sleep 0.4; echo late"],
+        sink=sink,
         slow_after=0.1,
-        on_slow=lambda: calls.append(trio.current_time()),
+        on_slow=on_slow,
     )
-    assert len(calls) == 1
-    await run_command_streaming(
-        ["true"], sink=Sink(), slow_after=5, on_slow=lambda: calls.append(0.0)
+    assert (outcome.status, outcome.returncode) == ("exited", 0)
+    assert len(nurseries) == 1 and helper_ended.is_set()
+    assert sink.joined("stdout") == b"early\nlate\n"
+    assert sink.open_nurseries == [0, 1]  # none before it was slow, one after
+
+
+async def test_a_fast_command_opens_no_nursery_and_is_never_slow() -> None:
+    calls: list[trio.Nursery] = []
+    sink = NurseryCounter()
+    outcome = await run_command_streaming(
+        ["echo", "quick"], sink=sink, slow_after=5, on_slow=calls.append
     )
-    assert len(calls) == 1
+    assert outcome.returncode == 0 and sink.joined("stdout") == b"quick\n"
+    assert calls == [] and sink.open_nurseries == [0]
+
+
+async def test_a_streamed_stdin_is_watched_from_the_start() -> None:
+    calls: list[trio.Nursery] = []
+    send, receive = trio.open_memory_channel[bytes](0)
+    async with trio.open_nursery() as nursery:
+
+        async def client() -> None:
+            async with send:
+                await send.send(b"in")
+
+        nursery.start_soon(client)
+        outcome = await run_command_streaming(
+            ["cat"], sink=Sink(), stdin_stream=receive, on_slow=calls.append
+        )
+    assert outcome.returncode == 0 and len(calls) == 1
+
+
+@pytest.mark.parametrize("grace", [5.0, 0.0])
+async def test_cancelling_the_slow_nursery_stops_the_command(grace: float) -> None:
+    sink = Sink()
+
+    def stop_at_once(nursery: trio.Nursery) -> None:
+        nursery.cancel_scope.cancel()  # as the server's watcher does on `cancel`
+
+    with trio.fail_after(10):
+        outcome = await run_command_streaming(
+            ["sh", "-c", "echo $$; exec sleep 30"],
+            sink=sink,
+            slow_after=0.1,
+            on_slow=stop_at_once,
+            shutdown_grace=lambda: grace,
+        )
+    assert (outcome.status, outcome.returncode) == ("cancelled", None)
+    if grace:  # SIGTERM first, and sleep ends at once on it
+        assert outcome.signal == signal.SIGTERM
+    else:
+        assert outcome.signal in (signal.SIGTERM, signal.SIGKILL)
+    assert outcome.duration < 10
+    await wait_gone(sink.pids())
+
+
+async def test_on_slow_raising_still_ends_and_reaps_the_command() -> None:
+    sink = Sink()
+
+    def broken(nursery: trio.Nursery) -> None:
+        raise RuntimeError("the caller's helper failed")
+
+    with trio.fail_after(10), pytest.raises(RuntimeError, match="helper failed"):
+        await run_command_streaming(
+            ["sh", "-c", "echo $$; exec sleep 30"], sink=sink, slow_after=0.1, on_slow=broken
+        )
+    await wait_gone(sink.pids())
 
 
 async def test_streamed_stdin_flows_with_backpressure_and_ends_at_eof() -> None:
