@@ -279,8 +279,6 @@ class _Pump:
         pipes = self.pipes
         assert pipes is not None
         while pipes:
-            if until != math.inf and trio.current_time() >= until:
-                return None
             ready = pipes.ready()
             if not ready:
                 wake = min(
@@ -291,19 +289,23 @@ class _Pump:
                 with trio.move_on_at(wake):
                     await trio.lowlevel.wait_readable(pipes.fileno())
                 ready = pipes.ready()
-                now = trio.current_time()
-                if not self.timed_out and now >= deadline:
-                    self.timed_out = True
-                    kill_group(proc.pid)  # the pipes now close; their output so far is sent
-                if not ready and not self.leader_gone and now >= self.next_poll:
-                    if proc.poll() is not None:
-                        # The leader exited but a background child holds the pipes
-                        # open: kill the rest of the group so they close.
-                        self.leader_gone = True
-                        kill_group(proc.pid)
-                    self.next_poll = now + _LEADER_POLL
+            # Checked on every pass, not only after a wait: a command whose output never
+            # stops, read by a slow client, always has a pipe ready.
+            now = trio.current_time()
+            if not self.timed_out and now >= deadline:
+                self.timed_out = True
+                kill_group(proc.pid)  # the pipes now close; their output so far is sent
+            if not ready and not self.leader_gone and now >= self.next_poll:
+                if proc.poll() is not None:
+                    # The leader exited but a background child holds the pipes
+                    # open: kill the rest of the group so they close.
+                    self.leader_gone = True
+                    kill_group(proc.pid)
+                self.next_poll = now + _LEADER_POLL
             for fd, name in ready:
                 await self._move(pipes, fd, name)
+            if now >= until and pipes:
+                return None
         # The pipes are closed, but the leader may still run (it closed its output).
         returncode = proc.poll()
         if returncode is not None:

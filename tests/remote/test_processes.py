@@ -100,6 +100,23 @@ async def test_timeout_kills_the_group_and_keeps_the_output_so_far() -> None:
     await wait_gone(sink.pids())
 
 
+async def test_timeout_holds_for_output_that_never_stops_to_a_slow_reader() -> None:
+    # `yes` refills its pipe while the sink waits on its client, so a pipe is ready at
+    # every look: the deadline must not wait for a pass that found nothing to read.
+    received = 0
+
+    async def slow_client(name: str, data: bytes) -> None:
+        nonlocal received
+        received += len(data)
+        await trio.sleep(0.02)
+
+    with trio.fail_after(10):
+        outcome = await run_command_streaming(["yes"], sink=slow_client, timeout=0.3)
+    assert (outcome.status, outcome.returncode, outcome.signal) == ("timeout", None, 9)
+    assert outcome.duration < 2
+    assert received == outcome.stdout_bytes > 0
+
+
 async def test_output_over_the_limit_is_cut_exactly_and_the_group_killed() -> None:
     sink = Sink()
     outcome = await run_command_streaming(["yes"], sink=sink, max_output=100_000)
