@@ -225,6 +225,10 @@ class FramedChannel(trio.abc.Channel[bytes]):
         """Receive one whole frame's payload (see :meth:`FramedStream.receive`)."""
         return await self._framed.receive()
 
+    async def __anext__(self) -> bytes:
+        """The next frame for ``async for`` (see :meth:`FramedStream.__anext__`)."""
+        return await self._framed.__anext__()
+
     def receive_nowait(self) -> bytes:
         """Return an already decoded frame (see :meth:`FramedStream.receive_nowait`)."""
         return self._framed.receive_nowait()

@@ -372,6 +372,27 @@ class FramedStream(trio.abc.Channel[bytes]):
         await self._fill()
         return ready.popleft()
 
+    async def __anext__(self) -> bytes:
+        """The next frame for ``async for``: :meth:`receive`, the loop ending at a clean end.
+
+        Inlines :meth:`receive`'s fast path (the same cancellation checks), so a loop
+        pays no extra call per frame over ``await stream.receive()``.
+        """
+        ready = self._ready
+        if ready and not self._state.closed:
+            # receive()'s fast path, repeated on purpose: calling receive() here costs a
+            # coroutine per frame (async for took 1.35x the time per 64 B frame with it).
+            self._fast_calls += 1
+            if self._fast_calls >= CANCEL_CHECK_INTERVAL:
+                self._fast_calls = 0
+                await checkpoint_if_cancelled()
+            return ready.popleft()
+        try:
+            await self._fill()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        return ready.popleft()
+
     async def receive_into(self, buffer: Buffer) -> int:
         """Receive the next frame's payload into the start of ``buffer``; return its length.
 

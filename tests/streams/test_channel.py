@@ -230,3 +230,17 @@ async def test_changing_a_buffer_after_send_returns_never_changes_what_is_sent(
             buffer[:10] = b"Q" * 10
             counting.gate.set()
     assert decode(received[0]) == [b"A" * size, b"Z" * 10]
+
+
+async def test_a_channel_receives_with_async_for() -> None:
+    left, right = memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+
+        async def peer() -> None:
+            async with open_framed_channel(right) as channel:
+                for payload in (b"one", b"two"):
+                    await channel.send(payload)
+
+        nursery.start_soon(peer)
+        async with open_framed_channel(left) as channel:
+            assert [p async for p in channel] == [b"one", b"two"]

@@ -187,9 +187,11 @@ async def test_cancel_at_every_receive_checkpoint_loses_nothing(seed: int) -> No
     assert cancels > len(expected)
 
 
-async def test_cancelled_fast_path_loses_nothing() -> None:
+@pytest.mark.parametrize("loop", ["receive", "async for"])
+async def test_cancelled_fast_path_loses_nothing(loop: str) -> None:
     # Frames already decoded come back without a checkpoint each; cancellation is
     # noticed within CANCEL_CHECK_INTERVAL calls, and the frame of that call is kept.
+    # `async for` inlines receive()'s fast path: the same contract.
     raw, other = memory_stream_pair()
     framed = FramedStream(other)
     payloads = [str(i).encode() for i in range(100)]
@@ -198,8 +200,12 @@ async def test_cancelled_fast_path_loses_nothing() -> None:
     got = [await framed.receive()]
     with trio.CancelScope() as scope:
         scope.cancel()
-        while True:
-            got.append(await framed.receive())
+        if loop == "receive":
+            while True:
+                got.append(await framed.receive())
+        else:
+            async for payload in framed:
+                got.append(payload)
     assert scope.cancelled_caught
     assert len(got) <= framekit.CANCEL_CHECK_INTERVAL + 1
     got += [p async for p in framed]
@@ -257,3 +263,24 @@ async def test_receive_nowait_reports_end_of_stream() -> None:
         await framed.receive()
     with pytest.raises(trio.EndOfChannel):
         framed.receive_nowait()
+
+
+async def test_async_for_ends_at_a_clean_end_and_raises_a_cut_frame() -> None:
+    raw, other = memory_stream_pair()
+    framed = FramedStream(other)
+    await raw.send_all(FrameEncoder().encode_many([b"a", b"b"]))
+    await raw.aclose()
+    assert [p async for p in framed] == [b"a", b"b"]  # StopAsyncIteration, not EndOfChannel
+    raw, other = memory_stream_pair()
+    framed = FramedStream(other)
+    await raw.send_all(FrameEncoder().encode(b"whole") + b"\0\0\0\x09cut")
+    await raw.aclose()
+    got: list[bytes] = []
+
+    async def collect() -> None:
+        async for payload in framed:
+            got.append(payload)
+
+    with pytest.raises(framekit.IncompleteFrame):
+        await collect()
+    assert got == [b"whole"]
