@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -32,7 +32,9 @@ class CaseError(Exception):
 class Worker:
     """One worker process: ``python SCRIPT ARGS...``, driven over its stdin/stdout."""
 
-    def __init__(self, name: str, script: str, args: Sequence[str]) -> None:
+    def __init__(
+        self, name: str, script: str, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, script, *args],
@@ -40,6 +42,7 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
@@ -103,8 +106,10 @@ class Workers:
     def __init__(self) -> None:
         self.all: list[Worker] = []
 
-    def start(self, name: str, script: str, args: Sequence[str]) -> Worker:
-        worker = Worker(name, script, args)
+    def start(
+        self, name: str, script: str, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> Worker:
+        worker = Worker(name, script, args, env)
         self.all.append(worker)
         return worker
 

@@ -3,9 +3,10 @@
 Usage:
     .venv/bin/python bench/commands_ab.py BASELINE_DIR [--rounds N] [--chunk N] [--json OUT]
 
-Two servers run side by side, each in its own process (``framekit.serve``, defaults,
-loopback): one imports framekit from ``BASELINE_DIR`` (a checkout of another commit,
-e.g. ``git worktree add /tmp/base <commit>``), the other from this checkout. One
+Two servers run side by side, each ``bench/commands.py``'s framekit-server worker
+(``framekit.serve``, defaults, loopback) in its own process: one imports framekit from
+``BASELINE_DIR`` (a checkout of another commit, e.g. ``git worktree add /tmp/base
+<commit>``), the other from this checkout. One
 blocking client (``bench/commands.py``'s, speaking the protocol through the sans-IO
 classes) runs ``--chunk`` ``true`` commands on one server, then on the other, for
 ``--rounds`` rounds, alternating which goes first. Each chunk's server CPU (from
@@ -28,39 +29,37 @@ import sys
 import time
 from pathlib import Path
 
-from commands import BlockingFramekitClient
+from _common import Worker, Workers, cpu_seconds
+from commands import SCRIPT, BlockingFramekitClient
 
 HERE = Path(__file__).resolve().parent
 COMMAND = ["true"]
 WARMUP = 100
 
-SERVER = """
-import trio, framekit
-async def main():
-    config = framekit.ServerConfig(host="127.0.0.1", tcp_port=0, udp_port=None)
-    async with trio.open_nursery() as nursery:
-        addresses = await nursery.start(framekit.serve, config)
-        print(addresses.tcp[0][1], flush=True)
-        print(framekit.__file__, flush=True)
-trio.run(main)
-"""
 
-
-def start_server(source: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    """A server importing framekit from ``source``; its process, port and framekit path."""
+def start_server(workers: Workers, name: str, source: Path) -> tuple[Worker, int]:
+    """``commands.py``'s framekit-server worker, importing framekit from ``source``."""
     env = {**os.environ, "PYTHONPATH": str(source)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, env=env, cwd=source
-    )
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    return proc, port, proc.stdout.readline().decode().strip()
+    found = subprocess.run(
+        [sys.executable, "-c", "import framekit; print(framekit.__file__)"],
+        env=env,
+        cwd=source,  # as for the worker, whose sys.path starts with bench/, not with a checkout
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    if not Path(found).is_relative_to(source):
+        raise SystemExit(f"{name}: framekit comes from {found}, not {source}")
+    server = workers.start(name, SCRIPT, ["worker", "server", "framekit-server"], env)
+    return server, int(server.expect("PORT", time.monotonic() + 30))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` so far (``/proc``, clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def server_cpu(server: Worker) -> float:
+    used = cpu_seconds(server.proc.pid)
+    if used is None:
+        raise SystemExit("no /proc here: the server's CPU cannot be read")
+    return used
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -75,12 +74,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every chunk's figures here")
     args = parser.parse_args()
     sides = {"baseline": args.baseline.resolve(), "this": HERE.parent}
-    servers = {name: start_server(source) for name, source in sides.items()}
+    workers = Workers()
     try:
-        for name, (_, _, path) in servers.items():
-            if not Path(path).is_relative_to(sides[name]):
-                raise SystemExit(f"{name}: framekit came from {path}, not {sides[name]}")
-        clients = {name: BlockingFramekitClient(port) for name, (_, port, _) in servers.items()}
+        servers = {name: start_server(workers, name, source) for name, source in sides.items()}
+        clients = {name: BlockingFramekitClient(port) for name, (_, port) in servers.items()}
         for client in clients.values():
             for _ in range(WARMUP):
                 client.run(COMMAND)
@@ -89,18 +86,16 @@ def main() -> int:
         for k in range(args.rounds):
             order = ["baseline", "this"] if k % 2 == 0 else ["this", "baseline"]
             for name in order:
-                pid, client = servers[name][0].pid, clients[name]
-                cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+                server, client = servers[name][0], clients[name]
+                cpu0, t0 = server_cpu(server), time.perf_counter()
                 for _ in range(args.chunk):
                     if not client.run(COMMAND):
                         raise SystemExit(f"{name}: a command failed")
-                t1, cpu1 = time.perf_counter(), cpu_seconds(pid)
+                t1, cpu1 = time.perf_counter(), server_cpu(server)
                 cpu[name].append((cpu1 - cpu0) / args.chunk * 1e3)
                 rate[name].append(args.chunk / (t1 - t0))
     finally:
-        for proc, _, _ in servers.values():
-            proc.terminate()
-            proc.wait()
+        workers.close()
     cpu_ratio = [t / b for t, b in zip(cpu["this"], cpu["baseline"], strict=True)]
     rate_ratio = [t / b for t, b in zip(rate["this"], rate["baseline"], strict=True)]
     report = {
