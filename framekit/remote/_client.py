@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, final
 
 import trio
+from trio.lowlevel import checkpoint_if_cancelled
 
 from .._errors import ConnectError, FramekitError, RemoteProtocolError
 from ..streams import (
@@ -115,6 +116,32 @@ class _StdinFeeder:
             if aclose is not None:
                 with trio.CancelScope(shield=True):
                     await aclose()
+
+
+@final
+class _RequestLock:
+    """One request at a time on a connection, in arrival order (a :class:`trio.Lock`),
+    taken without a scheduling pass when it is free.
+
+    Every request then waits for its reply, a full checkpoint, so a free lock needs only
+    the cancellation check; ``trio.Lock.acquire`` would add a pass (~6 µs of CPU) to
+    every request.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def __aenter__(self) -> None:
+        await checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()  # refuses while others wait: the order is kept
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
 
 
 async def _greeting(stream: MessageStream, host: str, port: int, *, tls: bool) -> Message:
@@ -243,7 +270,7 @@ class Client:
         self.stream = stream
         self.server_info = server_info
         self._next_id = 0
-        self._lock = trio.Lock()
+        self._lock = _RequestLock()
         self._reply_timeout = reply_timeout
         # The id of a request abandoned before its final reply, if any.
         self._unfinished: int | None = None

@@ -9,7 +9,10 @@ from typing import Final
 
 import trio
 
-__all__ = ["DIRECT_READ", "DIRECT_WRITE", "stream_error"]
+from .._types import BytesLike
+from ._state import StreamState
+
+__all__ = ["DIRECT_READ", "DIRECT_WRITE", "stream_error", "write_now"]
 
 #: Whether a socket's descriptor may be written with ``os.write`` (POSIX).
 DIRECT_WRITE: Final = os.name == "posix"
@@ -25,3 +28,35 @@ def stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResource
     if exc.errno in _CLOSED_ERRNOS:
         return trio.ClosedResourceError("this socket was already closed")
     return trio.BrokenResourceError(f"socket connection broken: {exc}")
+
+
+def write_now(sock: trio.socket.SocketType, data: BytesLike, state: StreamState) -> int:
+    """Write what the kernel takes of ``data`` now, without suspending: no checkpoint.
+
+    Returns the bytes written. 0 when nothing could be: no room in the kernel, or a
+    case the caller's ``with state.sending: await send_all(...)`` reports with the
+    right error (another task sending, sending broken, a socket already closed, whose
+    descriptor is never written: its number may belong to another file by now).
+
+    Raises:
+        trio.ClosedResourceError: the stream was closed, or EOF was sent.
+        trio.BrokenResourceError: the write failed; sending is now broken.
+    """
+    fd = sock.fileno()  # -1 once the socket is closed
+    if fd < 0 or state.send_error is not None or state.busy_sending:
+        return 0
+    if state.closed:
+        raise trio.ClosedResourceError(f"this {state.name} was closed")
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        # After send_eof the write fails (EPIPE): report it as send_all does.
+        error = (
+            trio.ClosedResourceError("can't send data after sending EOF")
+            if sock.did_shutdown_SHUT_WR
+            else stream_error(exc)
+        )
+        state.break_send(error)
+        raise error from exc

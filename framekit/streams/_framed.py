@@ -20,7 +20,7 @@ from .._types import BytesLike, flat_bytes
 from ..codec import DEFAULT_FORMAT, END_OF_STREAM, NEED_DATA, FrameDecoder, FrameFormat, Framing
 from ..codec._frames import too_small, writable_bytes
 from ..codec._spec import AnyDecoder, AnyEncoder
-from ._direct import DIRECT_READ, DIRECT_WRITE, stream_error
+from ._direct import DIRECT_READ, DIRECT_WRITE, stream_error, write_now
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
 
@@ -215,27 +215,11 @@ class FramedStream(trio.abc.Channel[bytes]):
             if self._fast_sends >= CANCEL_CHECK_INTERVAL:
                 self._fast_sends = 0
                 await checkpoint()
-            fd = sock.fileno()  # -1 once the socket is closed: never a reused descriptor
-            if fd >= 0 and state.send_error is None and not state.busy_sending:
-                if state.closed:
-                    raise trio.ClosedResourceError("this FramedStream was closed")
-                try:
-                    sent = os.write(fd, data)
-                except BlockingIOError:
-                    sent = 0
-                except OSError as exc:
-                    # After send_eof the write fails (EPIPE): report it as send_all does.
-                    error = (
-                        trio.ClosedResourceError("can't send data after sending EOF")
-                        if sock.did_shutdown_SHUT_WR
-                        else stream_error(exc)
-                    )
-                    state.break_send(error)
-                    raise error from exc
-                if sent == len(data):
-                    return
-                if sent:
-                    data = data[sent:]  # the rest, as send_all would send it
+            sent = write_now(sock, data, state)
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]  # the rest, as send_all would send it
         # One send_all of prefix + payload (and the rest of a direct write).
         with state.sending:
             await self.transport_stream.send_all(data)

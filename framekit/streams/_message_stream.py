@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, final
 
 import trio
+from trio.lowlevel import checkpoint
 
 from .._errors import ChecksumMismatch, FrameTooLarge, LocalProtocolError
 from .._types import BytesLike, flat_bytes
@@ -31,6 +32,8 @@ from ..codec import (
     MessageDecoder,
     MessageEncoder,
 )
+from ._direct import DIRECT_WRITE, write_now
+from ._framed import CANCEL_CHECK_INTERVAL
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
 
@@ -163,7 +166,9 @@ class MessageStream(trio.abc.Channel[Message]):
     __slots__ = (
         "_current",
         "_decoder",
+        "_direct",
         "_encoder",
+        "_fast_sends",
         "_partial",
         "_read_size",
         "_state",
@@ -186,8 +191,36 @@ class MessageStream(trio.abc.Channel[Message]):
         self._current: IncomingMessage | None = None  # message whose body is being read
         # body chunks gathered by receive_message so far (made when first needed)
         self._partial: list[bytes] | None = None
+        # A plain TCP connection's socket: a small message is written to it at once when
+        # the kernel has room, as FramedStream.send does (a full checkpoint every
+        # CANCEL_CHECK_INTERVAL such sends); other transports always use send_all.
+        self._direct = (
+            transport_stream.socket
+            if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
+            else None
+        )
+        self._fast_sends = 0  # direct writes since the last checkpoint
 
     # -- sending -----------------------------------------------------------------------
+
+    async def _send_small(self, data: bytes) -> None:
+        """One message of header and body, whole: written at once on plain TCP if the
+        kernel has room (a full checkpoint every ``CANCEL_CHECK_INTERVAL`` calls), else,
+        and for what the kernel did not take, one ``send_all``."""
+        state = self._state
+        sock = self._direct
+        if sock is not None:
+            self._fast_sends += 1
+            if self._fast_sends >= CANCEL_CHECK_INTERVAL:
+                self._fast_sends = 0
+                await checkpoint()
+            sent = write_now(sock, data, state)
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]  # the rest, as send_all would send it
+        with state.sending:
+            await self.transport_stream.send_all(data)
 
     async def send_message(
         self,
@@ -199,6 +232,13 @@ class MessageStream(trio.abc.Channel[Message]):
         progress: ProgressCallback | None = None,
     ) -> None:
         """Send a header and its body.
+
+        On a plain TCP connection (POSIX) a message whose body is bytes of up to 64 KiB
+        is written straight to the socket when the kernel has room for all of it, with
+        a full checkpoint on every ``CANCEL_CHECK_INTERVAL``-th such call, as
+        :meth:`FramedStream.send <framekit.FramedStream.send>` does; otherwise, and for
+        whatever the kernel did not take, ``send_all``, a checkpoint that waits for
+        room. Either way a message is sent whole, or the stream is broken for sending.
 
         Args:
             header: JSON-serialisable fields; ``size`` is filled in.
@@ -230,10 +270,10 @@ class MessageStream(trio.abc.Channel[Message]):
             if checksum:
                 fields["sha256"] = hashlib.sha256(data).hexdigest()
             head = self._encoder.header(fields, size=n)
-            with state.sending:
-                if n <= _COALESCE_BODY:
-                    await self.transport_stream.send_all(head + data)
-                else:
+            if n <= _COALESCE_BODY:
+                await self._send_small(head + data)
+            else:
+                with state.sending:
                     await self.transport_stream.send_all(head)
                     await self.transport_stream.send_all(data)
             if progress is not None:

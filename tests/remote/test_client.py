@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 import framekit
 from framekit import CommandResult, Retry, fan_out, run_command
@@ -256,3 +257,76 @@ async def test_streamed_stdin_needs_a_server_that_offers_it(nursery: trio.Nurser
     async with await framekit.Client.connect("127.0.0.1", port) as client:
         with pytest.raises(framekit.FramekitError, match="cannot take a streamed stdin"):
             await client.run(["cat"], stdin=one())
+
+
+async def test_a_run_in_a_cancelled_scope_sends_nothing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    addrs = await start_server(nursery)
+    marker = tmp_path / "ran"
+    async with await connect(addrs) as client:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await client.run(["touch", str(marker)])
+        # the server answers requests in order: had the first been sent, it ran by now
+        assert (await client.run(["echo", "next"])).stdout == b"next\n"
+    assert not marker.exists()
+
+
+async def test_tasks_sharing_a_client_take_turns_in_arrival_order(nursery: trio.Nursery) -> None:
+    addrs = await start_server(nursery)
+    release = trio.Event()
+    done: list[str] = []
+
+    async def held_stdin() -> AsyncIterator[bytes]:
+        yield b"a\n"
+        await release.wait()  # the first request holds the client until then
+
+    async with await connect(addrs) as client, trio.open_nursery() as tasks:
+
+        async def run(name: str, stdin: bytes | AsyncIterator[bytes]) -> None:
+            result = await client.run(["cat"], stdin=stdin)
+            done.append(result.stdout.decode().strip())
+
+        tasks.start_soon(run, "a", held_stdin())
+        await trio.testing.wait_all_tasks_blocked()
+        tasks.start_soon(run, "b", b"b\n")
+        await trio.testing.wait_all_tasks_blocked()  # b waits for the client
+        tasks.start_soon(run, "c", b"c\n")
+        await trio.testing.wait_all_tasks_blocked()  # and c behind it
+        assert done == []
+        release.set()
+    assert done == ["a", "b", "c"]
+
+
+async def test_an_idle_clients_request_goes_out_before_other_tasks_run(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No scheduling pass before the request is written (a free lock is taken at once,
+    and a small message is written straight to the socket): the round trip's only
+    wait is for the reply."""
+    import os
+
+    from framekit.streams import _direct
+
+    if not _direct.DIRECT_WRITE:
+        pytest.skip("no direct writes here")
+    addrs = await start_server(nursery)
+    async with await connect(addrs) as client:
+        events: list[str] = []
+        real_write = os.write
+
+        client_fd = client.stream.transport_stream.socket.fileno()  # type: ignore[attr-defined]
+
+        def noting_write(fd: int, data: bytes) -> int:
+            if fd == client_fd:  # the server, in this process, writes too
+                events.append("request written")
+            return real_write(fd, data)
+
+        async def other_task() -> None:
+            events.append("another task ran")
+
+        monkeypatch.setattr(_direct.os, "write", noting_write)
+        nursery.start_soon(other_task)  # ready to run at the client's first yield
+        await client.ping()
+        assert events[:2] == ["request written", "another task ran"]
