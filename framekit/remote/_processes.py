@@ -235,6 +235,62 @@ _Pipes: type[_PipeSet] = _EpollPipes if hasattr(select, "epoll") else _SelectorP
 
 
 @dataclass(slots=True)
+class _CommandPipes:
+    """The server's ends of a command's pipes, as descriptors (-1: none, or closed).
+
+    Made here rather than by ``Popen(stdout=PIPE, ...)``, which wraps each end in a
+    buffered file object the pump never uses: a fifth of the server's CPU for
+    ``Popen`` of ``true`` (see ``docs/performance.md``).
+    """
+
+    stdout: int = -1
+    stderr: int = -1
+    stdin: int = -1  # the write end of the command's stdin, when it has input
+
+    @classmethod
+    def spawn(cls, with_input: bool, **popen: Any) -> tuple[subprocess.Popen[bytes], _CommandPipes]:
+        """``Popen(**popen)`` with its stdin, stdout and stderr on new pipes (stdin on
+        ``/dev/null`` without input). Nothing is left open if it raises."""
+        pipes = cls()
+        child: list[int] = []  # the command's ends: closed here once it has them
+        try:
+            pipes.stdout, out = os.pipe()
+            child.append(out)
+            pipes.stderr, err = os.pipe()
+            child.append(err)
+            if with_input:
+                inp, pipes.stdin = os.pipe()
+            else:
+                inp = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            child.append(inp)
+            proc = subprocess.Popen(stdin=inp, stdout=out, stderr=err, **popen)
+        except BaseException:
+            pipes.close()
+            raise
+        finally:
+            for fd in child:
+                os.close(fd)
+        return proc, pipes
+
+    def take_stdin(self) -> int:
+        """Hand the stdin write end over to the caller, who closes it from now on."""
+        fd, self.stdin = self.stdin, -1
+        return fd
+
+    def close_stdin(self) -> None:
+        if self.stdin >= 0:
+            os.close(self.take_stdin())
+
+    def close(self) -> None:
+        self.close_stdin()
+        for name in ("stdout", "stderr"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+
+
+@dataclass(slots=True)
 class _Pump:
     """The state of one running command, as its task moves output and watches limits.
 
@@ -247,6 +303,7 @@ class _Pump:
     budget: int  # output bytes still allowed; -1: no limit
     counts: dict[str, int]
     stdin: memoryview
+    fds: _CommandPipes
     truncated: bool = False
     timed_out: bool = False
     pipes: _PipeSet | None = None
@@ -255,15 +312,14 @@ class _Pump:
 
     def open(self) -> None:
         """Put the command's pipes in one waitable set (stdin too if there is input)."""
-        proc = self.proc
-        assert proc.stdout is not None and proc.stderr is not None
+        fds = self.fds
         pipes = self.pipes = _Pipes()
-        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            os.set_blocking(pipe.fileno(), False)
-            pipes.add(pipe.fileno(), name)
-        if proc.stdin is not None and self.stdin:
-            os.set_blocking(proc.stdin.fileno(), False)
-            pipes.add(proc.stdin.fileno(), "stdin", write=True)
+        for name, fd in (("stdout", fds.stdout), ("stderr", fds.stderr)):
+            os.set_blocking(fd, False)
+            pipes.add(fd, name)
+        if fds.stdin >= 0 and self.stdin:
+            os.set_blocking(fds.stdin, False)
+            pipes.add(fds.stdin, "stdin", write=True)
         self.next_poll = trio.current_time() + _LEADER_POLL
 
     def close(self) -> None:
@@ -348,8 +404,7 @@ class _Pump:
                 self.stdin = self.stdin[:0]  # it stopped reading: its business
             if not self.stdin:
                 pipes.remove(fd)
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()  # the command sees the end of its input
+                self.fds.close_stdin()  # the command sees the end of its input
             return
         try:
             data = os.read(fd, _PIPE_READ)
@@ -428,12 +483,10 @@ async def run_command_streaming(
     start = trio.current_time()
     # Started in the Trio thread on purpose (see the module docstring): the loop pauses
     # only for the vfork/exec, and no thread handoff is paid per command.
-    proc = subprocess.Popen(  # noqa: ASYNC220
-        args,
+    proc, fds = _CommandPipes.spawn(
+        bool(stdin) or stdin_stream is not None,
+        args=args,
         shell=shell,
-        stdin=subprocess.PIPE if stdin or stdin_stream is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         start_new_session=True,
         cwd=cwd,
         env=env,
@@ -444,6 +497,7 @@ async def run_command_streaming(
         budget=max_output if max_output is not None else -1,
         counts={"stdout": 0, "stderr": 0},
         stdin=memoryview(stdin),
+        fds=fds,
     )
     deadline = math.inf if timeout is None else start + timeout
     stopped = False
@@ -456,9 +510,7 @@ async def run_command_streaming(
             try:
                 async with trio.open_nursery() as helpers:
                     if stdin_stream is not None:
-                        assert proc.stdin is not None
-                        write_end = trio.lowlevel.FdStream(os.dup(proc.stdin.fileno()))
-                        proc.stdin.close()  # the FdStream's copy is now the only write end
+                        write_end = trio.lowlevel.FdStream(fds.take_stdin())  # closes it
                         helpers.start_soon(_feed, write_end, stdin_stream)
                     on_slow(helpers)
                     returncode = await pump.run_or_stop(deadline, math.inf, shutdown_grace)
@@ -478,9 +530,7 @@ async def run_command_streaming(
     finally:
         pump.close()
         kill_group(proc.pid)  # whatever is left of the group, on every path
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        fds.close()
     duration = trio.current_time() - start
     assert returncode is not None
     status: Status = "cancelled" if stopped else "timeout" if pump.timed_out else "exited"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -360,3 +363,49 @@ async def test_cancelling_a_command_with_streamed_stdin_still_gives_its_grace(
                 ["sh", "-c", script], sink=sink, stdin_stream=receive, shutdown_grace=3
             )
     assert mark.read_text() == "term\n"  # it got SIGTERM, and the time to handle it
+
+
+def open_descriptors() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+async def test_no_descriptor_is_left_open_however_a_command_ends() -> None:
+    """The server makes the command's pipes itself: every way a command can end closes
+    them all (a server that leaks a descriptor per command runs out of them)."""
+    fail = RuntimeError("the client went away")
+
+    async def failing(name: str, data: bytes) -> None:
+        raise fail
+
+    async def streamed() -> CommandOutcome:
+        send, receive = trio.open_memory_channel[bytes](0)
+        async with trio.open_nursery() as nursery:
+
+            async def client() -> None:
+                async with send:
+                    await send.send(b"abc")
+
+            nursery.start_soon(client)
+            return await run_command_streaming(["cat"], sink=Sink(), stdin_stream=receive)
+
+    async def cancelled() -> None:
+        with trio.move_on_after(0.2):
+            await run_command_streaming(["sleep", "30"], sink=Sink(), shutdown_grace=0.1)
+
+    ways: list[Callable[[], Awaitable[object]]] = [
+        partial(run_command_streaming, ["true"], sink=Sink()),
+        partial(run_command_streaming, ["cat"], sink=Sink(), stdin=b"input"),
+        partial(run_command_streaming, ["sleep", "30"], sink=Sink(), timeout=0.1),
+        partial(run_command_streaming, ["yes"], sink=Sink(), max_output=10),
+        partial(run_command_streaming, ["sh", "-c", "sleep 0.2"], sink=Sink(), slow_after=0.05),
+        partial(run_command_streaming, ["echo", "x"], sink=failing),
+        partial(run_command_streaming, ["/nonexistent/framekit-test"], sink=Sink()),
+        streamed,
+        cancelled,
+    ]
+    before = open_descriptors()
+    for way in ways:
+        with contextlib.suppress(RuntimeError, FileNotFoundError):
+            await way()
+        assert open_descriptors() == before, way
