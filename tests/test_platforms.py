@@ -28,7 +28,13 @@ import trio
 from typer.testing import CliRunner
 
 import framekit
-from framekit import DeadlineStream, FramedStream, UdpEchoStats, UnsupportedPlatform
+from framekit import (
+    DeadlineStream,
+    FramedStream,
+    UdpEchoStats,
+    UnsupportedPlatform,
+    open_framed_channel,
+)
 from framekit.datagram import _client, _echo, _socket
 from framekit.remote import _processes
 from framekit.streams import _deadline, _framed
@@ -111,8 +117,9 @@ def test_gathered_sends_follow_what_trio_sockets_offer() -> None:
     assert _framed._CAN_GATHER is hasattr(trio.socket.SocketType, "sendmsg")
 
 
+@pytest.mark.parametrize("sender", ["FramedStream", "FramedChannel"])
 async def test_frames_between_16_kib_and_1_mib_go_out_without_sendmsg(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, sender: str
 ) -> None:
     monkeypatch.setattr(_framed, "_CAN_GATHER", False)  # as chosen on Windows
     sock = trio.socket.socket()
@@ -132,9 +139,15 @@ async def test_frames_between_16_kib_and_1_mib_go_out_without_sendmsg(
                 got.extend([frame async for frame in channel])
 
         nursery.start_soon(receive_all)
-        async with FramedStream(await trio.open_tcp_stream("127.0.0.1", port)) as channel:
-            for payload in payloads:
-                await channel.send(payload)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        if sender == "FramedStream":
+            async with FramedStream(stream) as framed:
+                for payload in payloads:
+                    await framed.send(payload)
+        else:
+            async with open_framed_channel(stream) as channel:
+                for payload in payloads:
+                    await channel.send(payload)
     assert got == payloads
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
@@ -8,9 +11,9 @@ from hypothesis import strategies as st
 from trio.testing import memory_stream_pair
 
 import framekit
-from framekit import FrameDecoder, FrameFormat, FrameTooLarge, open_framed_channel
+from framekit import FrameDecoder, FramedStream, FrameFormat, FrameTooLarge, open_framed_channel
 
-from ..helpers import PassThroughStream
+from ..helpers import PassThroughStream, TcpPair
 
 
 class CountingStream(PassThroughStream):
@@ -283,3 +286,102 @@ async def test_every_frame_gets_its_own_length_whatever_the_sizes_before_it(
     for p in payloads:
         encoder.encode_into(expected, p)
     assert received[0] == expected
+
+
+# -- over plain TCP: the writer's sendmsg ------------------------------------------------
+
+needs_sendmsg = pytest.mark.skipif(
+    not hasattr(trio.socket.SocketType, "sendmsg"), reason="no sendmsg here"
+)
+
+
+async def receive_frames(stream: trio.abc.Stream, into: list[bytes]) -> None:
+    async with FramedStream(stream) as framed:
+        into.extend([frame async for frame in framed])
+
+
+@needs_sendmsg
+async def test_frames_of_every_size_arrive_whole_when_sendmsg_takes_a_little_at_a_time(
+    tcp_pair: TcpPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = await tcp_pair()
+    real_sendmsg = type(client.socket).sendmsg
+    calls: list[int] = []
+
+    async def stingy_sendmsg(sock: Any, buffers: list[Any], *args: Any) -> int:
+        # the kernel takes at most 3,000 bytes, cutting buffers and frames anywhere
+        calls.append(len(buffers))
+        room, taken = 3000, []
+        for buffer in buffers:
+            piece = memoryview(buffer)[:room]
+            taken.append(piece)
+            room -= len(piece)
+            if not room:
+                break
+        return await real_sendmsg(sock, taken, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(type(client.socket), "sendmsg", stingy_sendmsg)
+    sizes = [0, 5, 16 * 1024 - 1, 16 * 1024, 70_000, 64, 1_100_000, 3, 200_000]
+    payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_frames, server, got)
+        async with open_framed_channel(client) as channel:
+            for p in payloads:
+                await channel.send(bytearray(p) if len(p) == 70_000 else p)
+    assert got == payloads
+    assert calls and max(calls) > 1  # prefixes and payloads went out together
+
+
+@needs_sendmsg
+async def test_a_queue_of_more_buffers_than_one_sendmsg_takes_goes_out_in_order(
+    tcp_pair: TcpPair,
+) -> None:
+    client, server = await tcp_pair()
+    payloads = [i.to_bytes(4, "big") * 4096 for i in range(700)]  # 16 KiB each: 1,400 buffers
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_frames, server, got)
+        async with open_framed_channel(client, max_buffer_size=64 * 1024 * 1024) as channel:
+            for p in payloads:
+                channel.send_nowait(p)  # all queued before the writer runs
+    assert got == payloads
+
+
+@needs_sendmsg
+async def test_big_payloads_reach_sendmsg_as_they_are(
+    tcp_pair: TcpPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = await tcp_pair()
+    real_sendmsg = type(client.socket).sendmsg
+    handed: list[int] = []
+
+    async def noting_sendmsg(sock: Any, buffers: list[Any], *args: Any) -> int:
+        handed.extend(id(b) for b in buffers)
+        return await real_sendmsg(sock, buffers, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(type(client.socket), "sendmsg", noting_sendmsg)
+    big = b"G" * 65536
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_frames, server, got)
+        async with open_framed_channel(client) as channel:
+            await channel.send(b"small")
+            await channel.send(big)
+    assert got == [b"small", big]
+    assert id(big) in handed  # not copied behind its prefix
+
+
+@needs_sendmsg
+async def test_a_peer_that_reset_breaks_the_channel_for_sending(tcp_pair: TcpPair) -> None:
+    client, server = await tcp_pair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    await server.aclose()  # RST
+    async with open_framed_channel(client) as channel:
+        with pytest.raises(trio.BrokenResourceError):  # noqa: PT012 - the RST comes back later
+            for _ in range(200):
+                await channel.send(b"x" * 20_000)
+                await trio.sleep(0.001)
+        with pytest.raises(trio.BrokenResourceError):
+            await channel.send(b"again")
+        await channel.aclose()  # leave without the flush, which would raise it again
