@@ -21,7 +21,7 @@ from .._types import BytesLike, flat_bytes
 from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
 from ..codec._spec import AnyEncoder
 from . import _framed
-from ._direct import stream_error
+from ._direct import DIRECT_WRITE, stream_error, write_now
 from ._framed import CANCEL_CHECK_INTERVAL, SEPARATE_SEND_THRESHOLD, FramedStream
 from ._groups import raise_single
 from ._read_size import DEFAULT_RECEIVE_SIZE
@@ -50,7 +50,9 @@ class FramedChannel(trio.abc.Channel[bytes]):
     ``send_all``). Semantics, like a trio memory channel:
 
     * a returned ``send`` means *queued*, not delivered; :meth:`flush` waits until
-      everything queued has been handed to the transport;
+      everything queued has been handed to the transport (on plain TCP, a small frame
+      sent while the writer is idle is written to the socket at once, so a request
+      does not wait for the writer task; the frames after it are batched);
     * ``send`` waits only when ``max_buffer_size`` bytes are queued (backpressure), and
       otherwise only checks for cancellation; a cancelled ``send`` queued nothing;
     * frames go out in the order the ``send`` calls returned (many tasks may send);
@@ -83,7 +85,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._segments: deque[BytesLike] = deque()  # earlier tails and big payloads, in order
         self._queued = 0  # bytes in _tail + _segments + the batch being sent
         self._writer_lot = ParkingLot()  # the writer waits here for data
-        self._writer_idle = False
+        self._writer_idle = True  # nothing queued, and no writer to wake (yet)
         self._space_lot = ParkingLot()  # senders and flushers wait here
         self._fast_calls = 0
         # Only a plain length prefix takes the inlined paths (the prefix packed here);
@@ -102,6 +104,14 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._gather_socket = (
             transport_stream.socket
             if _framed._CAN_GATHER and type(transport_stream) is trio.SocketStream
+            else None
+        )
+        # A plain TCP socket (POSIX) a small frame sent while the writer is idle is
+        # written to at once (see _write_now): request/response then waits for no
+        # writer task.
+        self._direct_socket = (
+            transport_stream.socket
+            if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
             else None
         )
         self._separate = (
@@ -148,7 +158,20 @@ class FramedChannel(trio.abc.Channel[bytes]):
         self._queued += n + self._width
         if self._writer_idle:
             self._writer_idle = False
-            self._writer_lot.unpark()
+            self._writer_lot.unpark()  # first: it must run even if the write fails
+            if self._direct_socket is not None:
+                self._write_now()
+
+    def _write_now(self) -> None:
+        """Write the tail, which holds only the frame just queued (the writer was idle),
+        straight to the socket, as far as the kernel takes it; the writer, woken next,
+        sends any rest. Until the writer has run again, later frames are queued behind
+        it and go out together: only a frame after a pause is written at once."""
+        tail = self._tail
+        sent = write_now(self._direct_socket, tail, self._state)  # type: ignore[arg-type]
+        if sent:
+            del tail[:sent]
+            self._queued -= sent
 
     def send_nowait(self, value: BytesLike) -> None:
         """Queue one frame if the buffer has room.
@@ -204,7 +227,9 @@ class FramedChannel(trio.abc.Channel[bytes]):
                 self._queued += n + self._width
                 if self._writer_idle:
                     self._writer_idle = False
-                    self._writer_lot.unpark()
+                    self._writer_lot.unpark()  # first: it must run even if the write fails
+                    if self._direct_socket is not None:
+                        self._write_now()
                 return
         else:
             state.check_send_open()

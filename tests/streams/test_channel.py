@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from trio.testing import memory_stream_pair
 
 import framekit
 from framekit import FrameDecoder, FramedStream, FrameFormat, FrameTooLarge, open_framed_channel
+from framekit.streams import _direct
 
 from ..helpers import PassThroughStream, TcpPair
 
@@ -372,16 +375,107 @@ async def test_big_payloads_reach_sendmsg_as_they_are(
     assert id(big) in handed  # not copied behind its prefix
 
 
-@needs_sendmsg
-async def test_a_peer_that_reset_breaks_the_channel_for_sending(tcp_pair: TcpPair) -> None:
+@pytest.mark.parametrize("size", [10, 20_000])
+async def test_a_peer_that_reset_breaks_the_channel_for_sending(
+    tcp_pair: TcpPair, size: int
+) -> None:
     client, server = await tcp_pair()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     await server.aclose()  # RST
     async with open_framed_channel(client) as channel:
         with pytest.raises(trio.BrokenResourceError):  # noqa: PT012 - the RST comes back later
             for _ in range(200):
-                await channel.send(b"x" * 20_000)
+                await channel.send(b"x" * size)
                 await trio.sleep(0.001)
         with pytest.raises(trio.BrokenResourceError):
             await channel.send(b"again")
         await channel.aclose()  # leave without the flush, which would raise it again
+
+
+# -- over plain TCP: a frame after a pause is written at once ---------------------------
+
+needs_direct_write = pytest.mark.skipif(not _direct.DIRECT_WRITE, reason="no direct writes")
+
+
+def note_writes(monkeypatch: pytest.MonkeyPatch, stream: trio.SocketStream) -> list[int]:
+    """The sizes of the os.write calls made on ``stream``'s descriptor from now on."""
+    fd = stream.socket.fileno()
+    real_write = os.write
+    writes: list[int] = []
+
+    def noting_write(to: int, data: Any) -> int:
+        if to == fd:
+            writes.append(len(data))
+        return real_write(to, data)
+
+    monkeypatch.setattr(_direct.os, "write", noting_write)
+    return writes
+
+
+@needs_direct_write
+@pytest.mark.parametrize("call", ["send", "send_nowait"])
+async def test_a_frame_after_a_pause_is_written_before_send_returns(
+    tcp_pair: TcpPair, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """Request/response does not wait for the writer task: the frame is in the kernel
+    before any other task runs."""
+    client, server = await tcp_pair()
+    writes = note_writes(monkeypatch, client)
+    events: list[str] = []
+    async with open_framed_channel(client) as channel, FramedStream(server) as peer:
+        for request in [b"one", b"two", b"three"]:
+            async with trio.open_nursery() as nursery:
+
+                async def other_task() -> None:
+                    events.append(f"other ran, {len(writes)} written")
+
+                nursery.start_soon(other_task)  # runs at the first yield
+                if call == "send":
+                    await channel.send(request)
+                else:
+                    channel.send_nowait(request)
+                events.append(f"sent, {len(writes)} written")
+            assert await peer.receive() == request
+    assert events == [
+        "sent, 1 written",
+        "other ran, 1 written",
+        "sent, 2 written",
+        "other ran, 2 written",
+        "sent, 3 written",
+        "other ran, 3 written",
+    ]
+
+
+@needs_direct_write
+async def test_frames_sent_before_the_writer_runs_again_go_out_together(
+    tcp_pair: TcpPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = await tcp_pair()
+    writes = note_writes(monkeypatch, client)
+    payloads = [b"%d" % i for i in range(100)]
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_frames, server, got)
+        async with open_framed_channel(client) as channel:
+            for p in payloads:  # no yield in between: the writer does not run
+                await channel.send(p)
+    assert got == payloads
+    assert writes == [4 + 1]  # only the first frame was written at once
+
+
+@needs_direct_write
+async def test_what_the_kernel_does_not_take_at_once_follows_in_order(
+    tcp_pair: TcpPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = await tcp_pair()
+    real_write = os.write
+    monkeypatch.setattr(_direct.os, "write", lambda fd, data: real_write(fd, data[:3]))
+    payloads = [b"hello", b"", b"x" * 1000, b"after"]
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_frames, server, got)
+        async with open_framed_channel(client) as channel:
+            for p in payloads:
+                await channel.send(p)
+                await trio.lowlevel.checkpoint()  # the writer runs: each frame comes after a pause
+    assert got == payloads
