@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+import struct
 from collections.abc import Awaitable, Iterator
 from typing import Protocol
 
@@ -137,3 +139,9 @@ class CancelOnNthRead(PassThroughStream):
             self.scope.cancel()
             await trio.lowlevel.checkpoint()
         return await self.inner.receive_some(max_bytes)
+
+
+async def reset(stream: trio.SocketStream) -> None:
+    """Close with a TCP RST instead of a FIN (SO_LINGER on, with a zero timeout)."""
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await stream.aclose()

@@ -21,7 +21,7 @@ from .._types import BytesLike, flat_bytes
 from ..codec import DEFAULT_FORMAT, FrameFormat, Framing
 from ..codec._spec import AnyEncoder
 from . import _framed
-from ._direct import DIRECT_WRITE, stream_error, write_now
+from ._direct import DIRECT_WRITE, plain_socket, stream_error, write_now
 from ._framed import CANCEL_CHECK_INTERVAL, SEPARATE_SEND_THRESHOLD, FramedStream
 from ._groups import raise_single
 from ._read_size import DEFAULT_RECEIVE_SIZE
@@ -101,19 +101,11 @@ class FramedChannel(trio.abc.Channel[bytes]):
         # A plain TCP socket, which the writer sends the queue to with sendmsg (scatter/
         # gather): payloads from _framed._GATHER_THRESHOLD on are then queued as they
         # are, not copied behind their prefix. Other transports get send_all.
-        self._gather_socket = (
-            transport_stream.socket
-            if _framed._CAN_GATHER and type(transport_stream) is trio.SocketStream
-            else None
-        )
+        self._gather_socket = plain_socket(transport_stream, _framed._CAN_GATHER)
         # A plain TCP socket (POSIX) a small frame sent while the writer is idle is
         # written to at once (see _write_now): request/response then waits for no
         # writer task.
-        self._direct_socket = (
-            transport_stream.socket
-            if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
-            else None
-        )
+        self._direct_socket = plain_socket(transport_stream, DIRECT_WRITE)
         self._separate = (
             _framed._GATHER_THRESHOLD
             if self._gather_socket is not None
@@ -157,21 +149,22 @@ class FramedChannel(trio.abc.Channel[bytes]):
         tail += value
         self._queued += n + self._width
         if self._writer_idle:
-            self._writer_idle = False
-            self._writer_lot.unpark()  # first: it must run even if the write fails
-            if self._direct_socket is not None:
-                self._write_now()
+            self._wake_writer()
 
-    def _write_now(self) -> None:
-        """Write the tail, which holds only the frame just queued (the writer was idle),
-        straight to the socket, as far as the kernel takes it; the writer, woken next,
-        sends any rest. Until the writer has run again, later frames are queued behind
-        it and go out together: only a frame after a pause is written at once."""
-        tail = self._tail
-        sent = write_now(self._direct_socket, tail, self._state)  # type: ignore[arg-type]
-        if sent:
-            del tail[:sent]
-            self._queued -= sent
+    def _wake_writer(self) -> None:
+        """Wake the idle writer for the small frame just queued, and first write that
+        frame (alone in the tail) straight to a plain TCP socket, as far as the kernel
+        takes it; the writer sends any rest. Until the writer has run again, later
+        frames are queued behind it and go out together: only a frame after a pause is
+        written at once, so a request does not wait for the writer task."""
+        self._writer_idle = False
+        self._writer_lot.unpark()  # first: it must run even if the write fails
+        if self._direct_socket is not None:
+            tail = self._tail
+            sent = write_now(self._direct_socket, tail, self._state)
+            if sent:
+                del tail[:sent]
+                self._queued -= sent
 
     def send_nowait(self, value: BytesLike) -> None:
         """Queue one frame if the buffer has room.
@@ -226,10 +219,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
                 tail += value
                 self._queued += n + self._width
                 if self._writer_idle:
-                    self._writer_idle = False
-                    self._writer_lot.unpark()  # first: it must run even if the write fails
-                    if self._direct_socket is not None:
-                        self._write_now()
+                    self._wake_writer()
                 return
         else:
             state.check_send_open()

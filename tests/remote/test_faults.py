@@ -13,7 +13,6 @@ import logging
 import os
 import resource
 import signal
-import socket
 import ssl
 import struct
 import subprocess
@@ -33,7 +32,7 @@ import trio.testing
 import framekit
 from framekit import MessageEncoder, MessageStream
 
-from ..helpers import process_gone
+from ..helpers import process_gone, reset
 from ..server_helpers import ServerProcess, start_server
 
 #: What a well-behaved process group may take beyond the grace to be gone (SIGKILL and
@@ -123,12 +122,6 @@ async def consumed(stream: trio.SocketStream) -> None:
     await delivered(stream)
     with trio.fail_after(5):
         await trio.testing.wait_all_tasks_blocked()
-
-
-async def reset(stream: trio.SocketStream) -> None:
-    """Close with a TCP RST instead of a FIN (SO_LINGER on, with a zero timeout)."""
-    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    await stream.aclose()
 
 
 async def logged(

@@ -248,18 +248,24 @@ async def test_a_fast_command_opens_no_nursery_and_is_never_slow() -> None:
     assert calls == [] and sink.open_nurseries == [0]
 
 
+def streamed_stdin(nursery: trio.Nursery, *chunks: bytes) -> trio.MemoryReceiveChannel[bytes]:
+    """A command's streamed stdin: ``chunks``, then its end, sent by a task in ``nursery``."""
+    send, receive = trio.open_memory_channel[bytes](0)
+
+    async def client() -> None:
+        async with send:
+            for chunk in chunks:
+                await send.send(chunk)
+
+    nursery.start_soon(client)
+    return receive
+
+
 async def test_a_streamed_stdin_is_watched_from_the_start() -> None:
     calls: list[trio.Nursery] = []
-    send, receive = trio.open_memory_channel[bytes](0)
     async with trio.open_nursery() as nursery:
-
-        async def client() -> None:
-            async with send:
-                await send.send(b"in")
-
-        nursery.start_soon(client)
         outcome = await run_command_streaming(
-            ["cat"], sink=Sink(), stdin_stream=receive, on_slow=calls.append
+            ["cat"], sink=Sink(), stdin_stream=streamed_stdin(nursery, b"in"), on_slow=calls.append
         )
     assert outcome.returncode == 0 and len(calls) == 1
 
@@ -379,15 +385,9 @@ async def test_no_descriptor_is_left_open_however_a_command_ends() -> None:
         raise fail
 
     async def streamed() -> CommandOutcome:
-        send, receive = trio.open_memory_channel[bytes](0)
         async with trio.open_nursery() as nursery:
-
-            async def client() -> None:
-                async with send:
-                    await send.send(b"abc")
-
-            nursery.start_soon(client)
-            return await run_command_streaming(["cat"], sink=Sink(), stdin_stream=receive)
+            stdin = streamed_stdin(nursery, b"abc")
+            return await run_command_streaming(["cat"], sink=Sink(), stdin_stream=stdin)
 
     async def cancelled() -> None:
         with trio.move_on_after(0.2):

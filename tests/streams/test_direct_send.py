@@ -27,7 +27,7 @@ from framekit import (
 )
 from framekit.streams import _direct
 
-from ..helpers import TcpPair
+from ..helpers import TcpPair, reset
 
 pytestmark = pytest.mark.skipif(not _direct.DIRECT_WRITE, reason="no direct writes here")
 
@@ -241,8 +241,7 @@ async def test_a_peer_that_reset_breaks_the_stream_with_trios_error(
     wrapper: Wrapper, tcp_pair: TcpPair
 ) -> None:
     client, server = await tcp_pair()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    await server.aclose()  # RST
+    await reset(server)
     sender = wrapper.wrap(client)
     with pytest.raises(trio.BrokenResourceError):  # noqa: PT012 - the RST comes back later
         for _ in range(100):
