@@ -103,7 +103,7 @@ class FramedChannel(trio.abc.Channel[bytes]):
         # are, not copied behind their prefix. Other transports get send_all.
         self._gather_socket = plain_socket(transport_stream, _framed._CAN_GATHER)
         # A plain TCP socket (POSIX) a small frame sent while the writer is idle is
-        # written to at once (see _write_now): request/response then waits for no
+        # written to at once (see _wake_writer): request/response then waits for no
         # writer task.
         self._direct_socket = plain_socket(transport_stream, DIRECT_WRITE)
         self._separate = (
