@@ -2,7 +2,8 @@
 and every fallback is forced here, on Linux (docs/platforms.md lists them).
 
 The seams are module-level names the tests patch: ``_framed._CAN_GATHER`` (sendmsg),
-``DIRECT_WRITE`` in ``_framed`` and ``_deadline`` (writing a socket's descriptor),
+``DIRECT_WRITE`` in ``_framed``, ``_deadline``, ``_channel`` and ``_message_stream``
+(writing a socket's descriptor),
 ``_processes.PROCESS_GROUPS`` (the command server), ``_processes._Pipes`` (epoll),
 ``_processes._wait_process`` (pidfd_open), ``_echo._receive`` (recvmsg),
 ``_socket.SO_RCVBUFFORCE``/``SO_SNDBUFFORCE`` (Linux's buffer options) and
@@ -25,19 +26,21 @@ from typing import Any, Self
 
 import pytest
 import trio
+import trio.lowlevel
 from typer.testing import CliRunner
 
 import framekit
 from framekit import (
     DeadlineStream,
     FramedStream,
+    MessageStream,
     UdpEchoStats,
     UnsupportedPlatform,
     open_framed_channel,
 )
 from framekit.datagram import _client, _echo, _socket
 from framekit.remote import _processes
-from framekit.streams import _deadline, _framed
+from framekit.streams import _channel, _deadline, _framed, _message_stream
 from framekit_cli._exit import EXIT_CODES, EXIT_UNSUPPORTED, error_code
 from framekit_cli.app import app
 
@@ -184,6 +187,47 @@ async def test_without_descriptor_writes_small_sends_go_through_send_all(
             await bounded.send_all(framekit.FrameEncoder().encode(payload))
         await client.aclose()
     assert got == payloads
+
+
+async def test_without_descriptor_writes_the_channel_and_messages_use_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The channel's write of a frame after a pause and MessageStream's small messages are
+    # the same os.write fast path: gone too, and what they send still arrives.
+    for module in (_channel, _message_stream):
+        monkeypatch.setattr(module, "DIRECT_WRITE", False)
+
+    def no_write(fd: int, data: bytes) -> int:
+        raise AssertionError("os.write on a socket where there is none")
+
+    monkeypatch.setattr(os, "write", no_write)
+    bodies: list[bytes] = []
+    frames: list[bytes] = []
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+
+        async def receive_all() -> None:
+            async with listener:
+                async with MessageStream(await listener.accept()) as messages:
+                    bodies.extend([message.body async for message in messages])
+                async with FramedStream(await listener.accept()) as framed:
+                    frames.extend([frame async for frame in framed])
+
+        nursery.start_soon(receive_all)
+        async with MessageStream(await trio.open_tcp_stream("127.0.0.1", port)) as messages:
+            assert messages._direct is None
+            for i in range(5):
+                await messages.send_message({"n": i}, b"m%d" % i)
+                await trio.lowlevel.checkpoint()  # each after a pause
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        async with open_framed_channel(client) as channel:
+            assert channel._direct_socket is None
+            for i in range(5):
+                await channel.send(b"f%d" % i)
+                await trio.lowlevel.checkpoint()  # the writer goes idle: a pause
+    assert bodies == [b"m%d" % i for i in range(5)]
+    assert frames == [b"f%d" % i for i in range(5)]
 
 
 # -- epoll and pidfd_open: the command runner -------------------------------------------
