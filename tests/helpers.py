@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
 from collections.abc import Awaitable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
+import pytest
 import trio
 
 import framekit
@@ -145,3 +147,19 @@ async def reset(stream: trio.SocketStream) -> None:
     """Close with a TCP RST instead of a FIN (SO_LINGER on, with a zero timeout)."""
     stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     await stream.aclose()
+
+
+def note_writes(monkeypatch: pytest.MonkeyPatch, stream: trio.SocketStream) -> list[int]:
+    """The sizes of the ``os.write`` calls made on ``stream``'s descriptor from now on
+    (the streams' direct writes; the server, if it runs in this process, writes too)."""
+    fd = stream.socket.fileno()
+    real_write = os.write
+    writes: list[int] = []
+
+    def noting_write(to: int, data: Any) -> int:
+        if to == fd:
+            writes.append(len(data))
+        return real_write(to, data)
+
+    monkeypatch.setattr(os, "write", noting_write)
+    return writes

@@ -283,11 +283,10 @@ class _CommandPipes:
             os.close(self.take_stdin())
 
     def close(self) -> None:
-        self.close_stdin()
-        for name in ("stdout", "stderr"):
-            fd = getattr(self, name)
+        fds = (self.stdin, self.stdout, self.stderr)
+        self.stdin = self.stdout = self.stderr = -1
+        for fd in fds:
             if fd >= 0:
-                setattr(self, name, -1)
                 os.close(fd)
 
 

@@ -12,7 +12,7 @@ from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from .._errors import FramekitError
 from .._types import BytesLike, flat_bytes
-from ._direct import DIRECT_WRITE, stream_error
+from ._direct import DIRECT_WRITE, write_error
 
 __all__ = ["SEND_PIECE", "DeadlineStream", "StreamTimeout"]
 
@@ -269,6 +269,6 @@ async def _write_now(stream: trio.SocketStream, data: BytesLike) -> int:
     except BlockingIOError:
         sent = 0
     except OSError as exc:
-        raise stream_error(exc) from exc
+        raise write_error(sock, exc) from exc
     await cancel_shielded_checkpoint()
     return sent

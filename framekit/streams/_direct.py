@@ -12,7 +12,14 @@ import trio
 from .._types import BytesLike
 from ._state import StreamState
 
-__all__ = ["DIRECT_READ", "DIRECT_WRITE", "plain_socket", "stream_error", "write_now"]
+__all__ = [
+    "DIRECT_READ",
+    "DIRECT_WRITE",
+    "plain_socket",
+    "stream_error",
+    "write_error",
+    "write_now",
+]
 
 #: Whether a socket's descriptor may be written with ``os.write`` (POSIX).
 DIRECT_WRITE: Final = os.name == "posix"
@@ -39,6 +46,16 @@ def stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResource
     return trio.BrokenResourceError(f"socket connection broken: {exc}")
 
 
+def write_error(
+    sock: trio.socket.SocketType, exc: OSError
+) -> trio.ClosedResourceError | trio.BrokenResourceError:
+    """The error ``SocketStream.send_all`` reports when writing ``sock`` failed with
+    ``exc``: after ``send_eof`` the write fails (EPIPE), and that is a closed stream."""
+    if sock.did_shutdown_SHUT_WR:
+        return trio.ClosedResourceError("can't send data after sending EOF")
+    return stream_error(exc)
+
+
 def write_now(sock: trio.socket.SocketType, data: BytesLike, state: StreamState) -> int:
     """Write what the kernel takes of ``data`` now, without suspending: no checkpoint.
 
@@ -61,11 +78,6 @@ def write_now(sock: trio.socket.SocketType, data: BytesLike, state: StreamState)
     except BlockingIOError:
         return 0
     except OSError as exc:
-        # After send_eof the write fails (EPIPE): report it as send_all does.
-        error = (
-            trio.ClosedResourceError("can't send data after sending EOF")
-            if sock.did_shutdown_SHUT_WR
-            else stream_error(exc)
-        )
+        error = write_error(sock, exc)
         state.break_send(error)
         raise error from exc

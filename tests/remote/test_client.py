@@ -13,6 +13,7 @@ import trio.testing
 import framekit
 from framekit import CommandResult, Retry, fan_out, run_command
 
+from ..helpers import note_writes
 from ..server_helpers import connect, start_server
 
 
@@ -284,15 +285,15 @@ async def test_tasks_sharing_a_client_take_turns_in_arrival_order(nursery: trio.
 
     async with await connect(addrs) as client, trio.open_nursery() as tasks:
 
-        async def run(name: str, stdin: bytes | AsyncIterator[bytes]) -> None:
+        async def run(stdin: bytes | AsyncIterator[bytes]) -> None:
             result = await client.run(["cat"], stdin=stdin)
             done.append(result.stdout.decode().strip())
 
-        tasks.start_soon(run, "a", held_stdin())
+        tasks.start_soon(run, held_stdin())
         await trio.testing.wait_all_tasks_blocked()
-        tasks.start_soon(run, "b", b"b\n")
+        tasks.start_soon(run, b"b\n")
         await trio.testing.wait_all_tasks_blocked()  # b waits for the client
-        tasks.start_soon(run, "c", b"c\n")
+        tasks.start_soon(run, b"c\n")
         await trio.testing.wait_all_tasks_blocked()  # and c behind it
         assert done == []
         release.set()
@@ -305,28 +306,18 @@ async def test_an_idle_clients_request_goes_out_before_other_tasks_run(
     """No scheduling pass before the request is written (a free lock is taken at once,
     and a small message is written straight to the socket): the round trip's only
     wait is for the reply."""
-    import os
-
     from framekit.streams import _direct
 
     if not _direct.DIRECT_WRITE:
         pytest.skip("no direct writes here")
     addrs = await start_server(nursery)
     async with await connect(addrs) as client:
-        events: list[str] = []
-        real_write = os.write
-
-        client_fd = client.stream.transport_stream.socket.fileno()  # type: ignore[attr-defined]
-
-        def noting_write(fd: int, data: bytes) -> int:
-            if fd == client_fd:  # the server, in this process, writes too
-                events.append("request written")
-            return real_write(fd, data)
+        writes = note_writes(monkeypatch, client.stream.transport_stream)  # type: ignore[arg-type]
+        written_before_others: list[int] = []
 
         async def other_task() -> None:
-            events.append("another task ran")
+            written_before_others.append(len(writes))
 
-        monkeypatch.setattr(_direct.os, "write", noting_write)
         nursery.start_soon(other_task)  # ready to run at the client's first yield
         await client.ping()
-        assert events[:2] == ["request written", "another task ran"]
+        assert written_before_others == [1]

@@ -15,7 +15,7 @@ import framekit
 from framekit import FrameDecoder, FramedStream, FrameFormat, FrameTooLarge, open_framed_channel
 from framekit.streams import _direct
 
-from ..helpers import PassThroughStream, TcpPair, reset
+from ..helpers import PassThroughStream, TcpPair, note_writes, reset
 
 
 class CountingStream(PassThroughStream):
@@ -387,21 +387,6 @@ async def test_a_peer_that_reset_breaks_the_channel_for_sending(
 # -- over plain TCP: a frame after a pause is written at once ---------------------------
 
 needs_direct_write = pytest.mark.skipif(not _direct.DIRECT_WRITE, reason="no direct writes")
-
-
-def note_writes(monkeypatch: pytest.MonkeyPatch, stream: trio.SocketStream) -> list[int]:
-    """The sizes of the os.write calls made on ``stream``'s descriptor from now on."""
-    fd = stream.socket.fileno()
-    real_write = os.write
-    writes: list[int] = []
-
-    def noting_write(to: int, data: Any) -> int:
-        if to == fd:
-            writes.append(len(data))
-        return real_write(to, data)
-
-    monkeypatch.setattr(_direct.os, "write", noting_write)
-    return writes
 
 
 @needs_direct_write
